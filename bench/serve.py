@@ -1,13 +1,17 @@
 """Server load test: concurrent OpenAI-client requests with batching against one-at-a-time, in one run.
 
     python bench/serve.py [--model EXPORT_DIR] [--clients 8] [--requests 20] [--max-batch-size 8]
-        [--batch-wait-ms 20] [--max-new-tokens 32] [--asr]
+        [--batch-wait-ms 20] [--max-new-tokens 32] [--asr] [--backend hf|vllm]
 
 Starts the server twice on 127.0.0.1 (a free port) over the same loaded model: once with
 ``--max-batch-size 1`` and once with batching; each time ``clients`` threads send ``requests``
 chat completions each (a real pocketsphinx clip as base64 wav + a question). Prints one JSON object
 with requests/s, completion tokens/s, latency and the server's batch-size histogram per mode, and
 exits non-zero if any request failed.
+
+``--backend vllm`` starts ``python -m toolkit.bin.serve --backend vllm`` twice instead (vLLM's
+server with ``--max-num-seqs 1``, then ``--max-batch-size``; fp32 on CPU), needs vLLM installed
+(``bash tools/install.sh --vllm``), and adds about two minutes of engine start-up.
 
 Without ``--model`` it builds the demo architecture (real Whisper tiny.en + SmolLM2-135M-Instruct
 bf16, untrained Q-Former), as ``bench/decode.py`` does. Transcripts are sent with the clips so ASR
@@ -24,7 +28,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def build_model(export: str | None):
@@ -95,6 +102,43 @@ def load(url: str, name: str, messages: list[list[dict]], clients: int, per_clie
             "first_failures": failures[:3]}
 
 
+@contextmanager
+def vllm_server(export: str, name: str, batch: int) -> Iterator[str]:
+    """``toolkit.bin.serve --backend vllm`` on a free port; yields its URL once /health answers."""
+    import socket
+    import subprocess
+    import tempfile
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="bench-vllm-", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--backend", "vllm", "--model", export, "--port", str(port),
+                             "--served-model-name", name, "--max-batch-size", str(batch), "--max-model-len", "2048"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                sys.exit(f"the vLLM server exited {proc.returncode}; its log: {log.name}")
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit(f"the vLLM server did not start in 600 s; its log: {log.name}")
+                time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="export dir (default: the demo architecture, untrained adapter)")
@@ -104,6 +148,7 @@ def main() -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=20.0)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--asr", action="store_true", help="send no transcripts: the server's transcriber runs")
+    parser.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     args = parser.parse_args()
 
     import toolkit  # noqa: F401  (first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads)
@@ -120,8 +165,21 @@ def main() -> None:
     report = {"model": args.model or "demo (whisper-tiny.en + smollm2-135m bf16, untrained qformer)",
               "clients": args.clients, "requests_per_client": args.requests, "max_new_tokens": args.max_new_tokens,
               "torch_threads": torch.get_num_threads()}
+    report["backend"] = args.backend
+    export = args.model
+    if args.backend == "vllm" and export is None:
+        import tempfile
+
+        export = str(model.save_pretrained(Path(tempfile.mkdtemp(prefix="bench-serve-")) / name))
     for label, batch in (("one_at_a_time", 1), ("batched", args.max_batch_size)):
         print(f"{label} (max batch size {batch}):", file=sys.stderr, flush=True)
+        if args.backend == "vllm":
+            with vllm_server(export, name, batch) as url:
+                load(url, name, messages[:2], 1, 2, args.max_new_tokens)  # warm-up, not counted
+                result = load(url, name, messages, args.clients, args.requests, args.max_new_tokens)
+                result["max_batch_size"] = batch
+            report[label] = result
+            continue
         app = create_app(backend, max_batch_size=batch, batch_wait_ms=args.batch_wait_ms, max_audio_seconds=600)
         with serve_in_thread(app) as url:
             load(url, name, messages[:2], 1, 2, args.max_new_tokens)  # warm-up, not counted

@@ -176,3 +176,98 @@ def test_decode_stage_vllm_backend_equals_hf(tmp_path):
     assert any(r["prediction"] for r in hf.values())  # a real comparison, not of empty answers
     for key in hf:
         assert vl[key]["prediction"] == hf[key]["prediction"] and vl[key]["transcript"] == hf[key]["transcript"], key
+
+
+def test_vllm_server_answers_as_the_hf_server(tmp_path):
+    """``python -m toolkit.bin.serve --backend vllm``: vLLM's own server + plugin + our middleware.
+
+    Asked with the official client: the answers (plain and streamed) and the Whisper transcripts
+    equal the hf backend's for the same requests, bad input is a 4xx naming the problem, and
+    concurrent requests come back unchanged.
+    """
+    import base64
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    openai = pytest.importorskip("openai")
+    from toolkit.serve.backend import HFBackend
+    from toolkit.serve.protocol import parse_chat_request
+
+    torch.manual_seed(0)
+    whisper = str(asset_dir("whisper-tiny.en"))
+    export = LALM.from_config({
+        "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
+        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
+        "llm": {"name": "hf_causal_lm", "model_path": str(asset_dir("smollm2")), "dtype": "float32"},
+        "transcriber": {"name": "whisper", "model_path": whisper, "vad": False},
+        "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
+        "generation": {"max_new_tokens": 24},
+    }).save_pretrained(tmp_path / "served")
+    clips = [base64.b64encode(open(wav, "rb").read()).decode() for wav, _ in librivox()[:3]]
+    asks = ["What is said?", "Repeat the speaker's words.", "Who might say this?"]
+    requests = [[{"role": "user", "content": [{"type": "text", "text": q}, {"type": "input_audio", "input_audio": {"data": c, "format": "wav"}}]}]
+                for q, c in zip(asks, clips)]
+
+    hf = HFBackend.from_export(export)
+    expected = []
+    for messages in requests:
+        req = parse_chat_request({"model": "served", "messages": messages}, ["served"], None)
+        expected.append(hf.generate([req.conversation], req.generation)[0])
+    del hf
+    gc.collect()
+
+    with socket_port() as port:
+        proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--backend", "vllm", "--model", str(export), "--port", str(port),
+                                 "--max-model-len", "2048"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 400
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"vLLM server exited {proc.returncode}:\n{proc.stdout.read()[-6000:]}")
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "vLLM server did not start within 400 s"
+                time.sleep(1)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=300)
+        for messages, want in zip(requests, expected):
+            reply = client.chat.completions.create(model="served", messages=messages)
+            assert reply.choices[0].message.transcripts == want["transcripts"]
+            assert reply.choices[0].message.content.strip() == want["text"], messages[0]["content"][0]["text"]
+        assert any(w["text"] for w in expected) and "dashwood" in expected[0]["transcripts"][0].lower()
+        chunks = list(client.chat.completions.create(model="served", messages=requests[0], stream=True))
+        assert chunks[0].choices[0].delta.transcripts == expected[0]["transcripts"]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip() == expected[0]["text"]
+        with pytest.raises(openai.BadRequestError, match="2 <|AUDIO|> placeholder"):
+            client.chat.completions.create(model="served", messages=[{"role": "user", "content": [
+                {"type": "text", "text": "<|AUDIO|><|AUDIO|>"}, requests[0][0]["content"][1]]}])
+        with pytest.raises(openai.NotFoundError, match="not served here"):
+            client.chat.completions.create(model="other", messages=requests[0])
+        with ThreadPoolExecutor(6) as pool:
+            replies = list(pool.map(lambda i: client.chat.completions.create(model="served", messages=requests[i % 3]), range(6)))
+        assert [r.choices[0].message.content.strip() for r in replies] == [expected[i % 3]["text"] for i in range(6)]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class socket_port:
+    """A free TCP port on 127.0.0.1 (released on exit, for the server to bind)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()

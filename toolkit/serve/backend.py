@@ -2,7 +2,8 @@
 
 ``HFBackend`` runs ``LALM.generate`` (the one generation path) in-process on an exported model;
 the server's batcher calls ``generate`` from its single worker thread. The ``vllm`` backend is
-not a class here: it is vLLM's own OpenAI server with our plugin (``toolkit.serve.vllm_plugin``).
+not a class here: it is vLLM's own OpenAI server with our plugin and request middleware
+(``toolkit.serve.vllm_plugin``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+
+def missing_transcript_problem(transcriber: Any, conversation: Sequence[dict[str, Any]]) -> str | None:
+    """Why ``transcriber`` cannot answer ``conversation`` (a ``given`` one and an audio without text), or None."""
+    from toolkit.models.transcribers.given import GivenTranscriber
+
+    if not isinstance(transcriber, GivenTranscriber) or transcriber.missing != "error":
+        return None
+    for i, m in enumerate(conversation):
+        for a in m.get("audios") or []:
+            if a.get("text") is None:
+                return (f"messages[{i}]: this model has no ASR (transcriber 'given') and the audio has no transcript; "
+                        f"add 'transcript' to the input_audio object")
+    return None
 
 
 class HFBackend:
@@ -40,17 +55,7 @@ class HFBackend:
 
     def missing_transcript_problem(self, conversation: Sequence[dict[str, Any]]) -> str | None:
         """Why a conversation cannot be answered without transcripts (a ``given`` transcriber), or None."""
-        from toolkit.models.transcribers.given import GivenTranscriber
-
-        transcriber = self.model.transcriber
-        if not isinstance(transcriber, GivenTranscriber) or transcriber.missing != "error":
-            return None
-        for i, m in enumerate(conversation):
-            for a in m.get("audios") or []:
-                if a.get("text") is None:
-                    return (f"messages[{i}]: this model has no ASR (transcriber 'given') and the audio has no transcript; "
-                            f"add 'transcript' to the input_audio object")
-        return None
+        return missing_transcript_problem(self.model.transcriber, conversation)
 
     def generate(self, conversations: Sequence[list[dict[str, Any]]], generation: dict[str, Any]) -> list[dict[str, Any]]:
         """Answers with ``text``, ``transcripts``, ``finish_reason``, ``num_tokens`` and ``prompt_tokens``.

@@ -44,9 +44,9 @@ from vllm.multimodal.processing import BaseDummyInputsBuilder, BaseMultiModalPro
 from vllm.sequence import IntermediateTensors
 
 from toolkit.models.chat import AUDIO_TOKEN, ChatFormatter
+from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, audio_vectors_per_clip
 
 SAMPLE_RATE = 16000
-FIXED_COUNT_ADAPTERS = ("qformer",)  # adapters whose audio-vector count per clip is num_queries
 
 
 def load_export_config(export_dir: str | Path) -> dict[str, Any]:
@@ -54,21 +54,6 @@ def load_export_config(export_dir: str | Path) -> dict[str, Any]:
     from toolkit.config import load_config, to_container
 
     return to_container(load_config(Path(export_dir) / "config.yaml"))
-
-
-class UnsupportedExportError(ValueError):
-    """An export the vLLM plugin does not serve (frame-count adapters, LoRA); the message names --backend hf."""
-
-
-def audio_vectors_per_clip(cfg: Mapping[str, Any]) -> int:
-    """How many placeholder positions one audio takes (known before running the model)."""
-    adapter = cfg["adapter"]
-    if adapter.get("name") not in FIXED_COUNT_ADAPTERS:
-        raise UnsupportedExportError(
-            f"adapter '{adapter.get('name')}': the vLLM plugin needs a fixed number of audio vectors per clip "
-            f"({', '.join(FIXED_COUNT_ADAPTERS)}); serve this export with --backend hf"
-        )
-    return int(adapter.get("num_queries", 64))
 
 
 def build_formatter(cfg: Mapping[str, Any]) -> tuple[ChatFormatter, int]:
@@ -181,7 +166,8 @@ class DestaProcessor(BaseMultiModalProcessor[DestaProcessingInfo]):
         given = list(inputs.hf_processor_mm_kwargs.get("transcripts") or [None] * n_audios)
         if len(given) != n_audios:
             raise ValueError(f"mm_processor_kwargs.transcripts has {len(given)} entries for {n_audios} audios")
-        transcripts = self.info.transcriber.transcribe(waves, given) if waves else []
+        # Given transcripts (the decode stage, our server's middleware) skip loading the ASR model here.
+        transcripts = given if all(t is not None for t in given) else self.info.transcriber.transcribe(waves, given)
 
         n = self.info.num_vectors
         ids: list[int] = []

@@ -6,8 +6,12 @@ weights only). vLLM also wants, in the same folder:
 - ``config.json``: an HF config whose ``architectures`` names our model. We write the *LLM's*
   config with that one field changed, so vLLM sizes the KV cache, context length and vocabulary
   from the backbone it actually runs;
-- the tokenizer files and ``generation_config.json`` of the LLM (its end-of-turn ids stop
-  generation, as in our ``generate``).
+- the tokenizer files of the LLM;
+- ``chat_template.jinja``: the chat template our ``ChatFormatter`` renders with (``llm.chat_template``,
+  else the tokenizer's), with the export's ``lalm.system_prompt`` put first when a conversation
+  has no system turn, so ``vllm serve dir`` builds the prompt ``LALM.generate`` builds;
+- ``generation_config.json``: the LLM's (its end-of-turn ids stop generation) with the export's
+  ``generation:`` settings as vLLM's request defaults (greedy is ``temperature: 0`` there).
 
 The files are copied, not linked, so the folder can be moved with its references in config.yaml.
 """
@@ -17,8 +21,35 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from toolkit.serve.vllm_plugin import ARCHITECTURE
+
+FIXED_COUNT_ADAPTERS = ("qformer",)  # adapters whose audio-vector count per clip is num_queries
+
+
+class UnsupportedExportError(ValueError):
+    """An export the vLLM plugin does not serve (frame-count adapters, LoRA); the message names --backend hf."""
+
+
+def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
+    """How many placeholder positions one audio takes (vLLM must know it before running the model)."""
+    adapter = cfg["adapter"]
+    if adapter.get("name") not in FIXED_COUNT_ADAPTERS:
+        raise UnsupportedExportError(
+            f"adapter '{adapter.get('name')}': the vLLM plugin needs a fixed number of audio vectors per clip "
+            f"({', '.join(FIXED_COUNT_ADAPTERS)}); serve this export with --backend hf"
+        )
+    return int(adapter.get("num_queries", 64))
+
+
+def check_servable(cfg: dict[str, Any]) -> None:
+    """Refuse, before vLLM starts, an export the plugin cannot load."""
+    audio_vectors_per_clip(cfg)
+    if (cfg.get("llm") or {}).get("lora"):
+        raise UnsupportedExportError("llm.lora: LoRA weights in the LLM are not loaded by the vLLM plugin yet; "
+                                     "serve this export with --backend hf")
+
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json", "generation_config.json")
@@ -41,14 +72,55 @@ def llm_dir(export_dir: str | Path) -> Path:
     return path
 
 
+def chat_template(cfg: dict[str, Any], tokenizer_dir: Path) -> str:
+    """The Jinja chat template ``ChatFormatter`` renders with, the system prompt built in."""
+    from transformers import AutoTokenizer
+
+    from toolkit.models.llms.hf_causal_lm import PLAIN_CHAT_TEMPLATE
+
+    template = cfg["llm"].get("chat_template")
+    if template is None:
+        template = getattr(AutoTokenizer.from_pretrained(str(tokenizer_dir)), "chat_template", None) or PLAIN_CHAT_TEMPLATE
+    system_prompt = (cfg.get("lalm") or {}).get("system_prompt")
+    if not system_prompt:
+        return template
+    # json.dumps gives a quoted literal Jinja reads back unchanged (its strings take the same escapes).
+    first = ("{%- if not messages or messages[0]['role'] != 'system' -%}"
+             f"{{%- set messages = [{{'role': 'system', 'content': {json.dumps(system_prompt)}}}] + messages -%}}"
+             "{%- endif -%}\n")
+    return first + template
+
+
+def generation_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The export's ``generation:`` as ``generation_config.json`` fields vLLM reads as request defaults."""
+    from toolkit.models.generation import GenerationSettings
+
+    settings = GenerationSettings(**(cfg.get("generation") or {})).vllm_kwargs()
+    fields = {"max_new_tokens": settings["max_tokens"], "repetition_penalty": settings["repetition_penalty"],
+              "temperature": settings["temperature"]}
+    if settings["temperature"] > 0:
+        fields["top_p"] = settings["top_p"]
+        if settings["top_k"] > 0:
+            fields["top_k"] = settings["top_k"]
+    return fields
+
+
 def prepare_vllm_dir(export_dir: str | Path) -> Path:
-    """Write ``config.json`` and the LLM's tokenizer files into ``export_dir``; returns it."""
+    """Write ``config.json``, the LLM's tokenizer files, the chat template and generation defaults into ``export_dir``."""
+    from toolkit.config import load_config, to_container
+
     root = Path(export_dir)
     source = llm_dir(root)
+    cfg = to_container(load_config(root / "config.yaml"))
     config = json.loads((source / "config.json").read_text())
     config["architectures"] = [ARCHITECTURE]
     (root / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, root / name)
+    (root / "chat_template.jinja").write_text(chat_template(cfg, source))
+    gen_path = root / "generation_config.json"
+    generation = json.loads(gen_path.read_text()) if gen_path.is_file() else {}
+    generation.update(generation_defaults(cfg))
+    gen_path.write_text(json.dumps(generation, indent=2) + "\n")
     return root
