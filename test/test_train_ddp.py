@@ -40,3 +40,12 @@ def test_ddp_two_cpu_processes_train_and_skip_together(tmp_path: Path):
     assert info["global_step"] == 4 and info["skipped_batches"] == 2, info
     assert all(torch.isfinite(w).all() for w in fakes.trainable_weights(exp).values())
     assert (exp / ".done").is_file()
+    # each rank's RNG states are saved (ranks draw different amounts), and each rank gets its own back
+    from toolkit.train.module import rng_states_for_rank
+
+    saved = torch.load(exp / "checkpoints" / "last.ckpt", weights_only=True)["desta"]
+    per_rank = saved["rng_per_rank"]
+    assert len(per_rank) == 2
+    assert rng_states_for_rank(saved, 1, 2) is per_rank[1] and rng_states_for_rank(saved, 0, 2) is per_rank[0]
+    assert rng_states_for_rank(saved, 2, 4) is per_rank[0]  # another world size: rank 0's, with a warning
+    assert rng_states_for_rank({"rng": per_rank[1]}, 0, 1) is per_rank[1]  # checkpoints from before per-rank states

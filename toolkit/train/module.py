@@ -67,6 +67,31 @@ def set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def gather_rng_states() -> list[dict[str, Any]]:
+    """Every rank's RNG states, in rank order (a collective: every rank calls it, as Lightning's checkpoint dump does).
+
+    Ranks start from one seed but draw different amounts (batch shapes differ), so each rank's
+    state is saved and a resumed rank continues its own stream.
+    """
+    states = rng_states()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_world_size() == 1:
+        return [states]
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, states)
+    return gathered
+
+
+def rng_states_for_rank(saved: Mapping[str, Any], rank: int, world_size: int) -> Mapping[str, Any] | None:
+    """The states a rank restores from a checkpoint's ``desta`` section (rank 0's when the world size changed)."""
+    per_rank = saved.get("rng_per_rank")
+    if per_rank and len(per_rank) == world_size:
+        return per_rank[rank]
+    if per_rank and rank == 0:
+        log.warning("the checkpoint was saved by %d ranks and this run has %d: every rank restarts from rank 0's RNG "
+                    "state (dropout draws differ from an uninterrupted run)", len(per_rank), world_size)
+    return per_rank[0] if per_rank else saved.get("rng")
+
+
 class LALMTrainingModule(L.LightningModule):
     """Lightning wrapper that trains the trainable parts of a LALM.
 
@@ -281,7 +306,7 @@ class LALMTrainingModule(L.LightningModule):
         if state:  # strategies that shard (deepspeed) keep their own format
             checkpoint["state_dict"] = {k: v for k, v in state.items() if k in names}
         checkpoint["desta"] = {"config": self.run_config, "skipped_batches": self.skipped_batches,
-                               "skipped_grad_steps": self.skipped_grad_steps, "rng": rng_states()}
+                               "skipped_grad_steps": self.skipped_grad_steps, "rng_per_rank": gather_rng_states()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")
@@ -293,10 +318,12 @@ class LALMTrainingModule(L.LightningModule):
         extra = checkpoint.get("desta") or {}
         self.skipped_batches = int(extra.get("skipped_batches", 0))
         self.skipped_grad_steps = int(extra.get("skipped_grad_steps", 0))
-        self._rng_to_restore = extra.get("rng")
+        self._rng_to_restore = extra if ("rng_per_rank" in extra or "rng" in extra) else None
 
     def on_train_start(self) -> None:
         # RNG states go back after the sanity check and loader start-up, right before the next step.
         if self._rng_to_restore is not None:
-            set_rng_states(self._rng_to_restore)
+            states = rng_states_for_rank(self._rng_to_restore, self.global_rank, self.trainer.world_size)
+            if states is not None:
+                set_rng_states(states)
             self._rng_to_restore = None
