@@ -123,6 +123,26 @@ def test_vllm_equals_generate_tiny(tmp_path):
     check_equal(tmp_path / "export", max_new_tokens=12)
 
 
+def test_vllm_equals_generate_tiny_lora(tmp_path):
+    """LoRA in the LLM (merged into the base weights as vLLM loads them) answers as peft's unmerged forward does."""
+    torch.manual_seed(0)
+    cfg = {
+        "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
+        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
+        "llm": {"name": "hf_causal_lm", "model_path": str(tiny_llm(tmp_path / "llm")), "dtype": "float32",
+                "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "down_proj"]}},
+        "transcriber": {"name": "given"},
+        "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
+    }
+    model = LALM.from_config(cfg)
+    with torch.no_grad():  # peft starts lora_B at zero: a trained-looking adapter instead
+        for name, p in model.llm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    model.save_pretrained(tmp_path / "export")
+    check_equal(tmp_path / "export", max_new_tokens=12)
+
+
 @pytest.mark.slow
 def test_vllm_equals_generate_demo_size(tmp_path):
     """Whisper tiny.en encoder + a random small Q-Former + SmolLM2-135M-Instruct (real weights)."""

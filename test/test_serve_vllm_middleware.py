@@ -270,10 +270,42 @@ def test_exports_the_plugin_cannot_load_are_refused_with_the_fix(tiny_model_conf
     from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, check_servable
 
     check_servable(tiny_model_config)
+    check_servable({**tiny_model_config, "llm": {**tiny_model_config["llm"], "lora": {"r": 8}}})  # merged at load
     with pytest.raises(UnsupportedExportError, match="adapter 'mlp'.*--backend hf"):
         check_servable({**tiny_model_config, "adapter": {"name": "mlp"}})
-    with pytest.raises(UnsupportedExportError, match="LoRA.*--backend hf"):
-        check_servable({**tiny_model_config, "llm": {**tiny_model_config["llm"], "lora": {"r": 8}}})
+
+
+def test_lora_merged_at_load_equals_peft_merge(tiny_model_config, tiny_dirs):
+    """What the plugin feeds vLLM for each base weight equals peft's own merge of the trained adapter."""
+    import torch
+    from safetensors.torch import load_file
+
+    from toolkit.models.lalm import LALM
+    from toolkit.serve.vllm_plugin.lora import LoRAMerger
+
+    lora_cfg = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj", "down_proj"]}
+    model = LALM.from_config({**tiny_model_config, "llm": {**tiny_model_config["llm"], "lora": lora_cfg}})
+    torch.manual_seed(0)
+    with torch.no_grad():  # peft starts B at zero, which would make any merge look right
+        for name, p in model.llm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    merger = LoRAMerger(lora_cfg)
+    for name, tensor in model.trainable_state_dict().items():
+        assert merger.take(name, tensor) == name.startswith("llm.")
+    expected = model.llm.model.merge_and_unload().state_dict()
+    base = load_file(str(Path(tiny_dirs["tiny-llama"]) / "model.safetensors"))
+    changed = 0
+    for name, tensor in base.items():
+        merged = merger.merge(name, tensor)
+        torch.testing.assert_close(merged, expected[name], rtol=1e-5, atol=1e-6)
+        changed += not torch.equal(merged, tensor)
+    assert changed == 2 * 3  # q, v and down projections of the tiny Llama's 2 layers
+    merger.check_all_merged()
+    stray = LoRAMerger(lora_cfg)
+    stray.take("llm.model.base_model.model.model.layers.9.mlp.up_proj.lora_A.default.weight", torch.zeros(4, 8))
+    with pytest.raises(KeyError, match="match no weight"):
+        stray.check_all_merged()
 
 
 def test_cli_passes_flags_after_double_dash_only_to_vllm(tiny_export):

@@ -19,6 +19,9 @@ PLAIN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}assistant: {% endif %}"
 )
 
+# ``llm.lora`` keys a config leaves out (the vLLM plugin merges with the same alpha / r).
+LORA_DEFAULTS: dict[str, Any] = {"r": 16, "alpha": 16, "dropout": 0.1, "target_modules": ["q_proj", "k_proj", "v_proj"]}
+
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
@@ -106,17 +109,13 @@ class HFCausalLM(LanguageModel):
     def _add_lora(self, lora: dict[str, Any]) -> None:
         from peft import LoraConfig, get_peft_model
 
-        allowed = {"r", "alpha", "dropout", "target_modules"}
+        allowed = set(LORA_DEFAULTS)
         unknown = set(lora) - allowed
         if unknown:
             raise ValueError(f"llm.lora: unknown keys {sorted(unknown)}; valid keys: {sorted(allowed)}")
-        config = LoraConfig(
-            r=int(lora.get("r", 16)),
-            lora_alpha=int(lora.get("alpha", 16)),
-            lora_dropout=float(lora.get("dropout", 0.1)),
-            target_modules=list(lora.get("target_modules", ["q_proj", "k_proj", "v_proj"])),
-            bias="none",
-        )
+        lora = {**LORA_DEFAULTS, **lora}
+        config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+                            target_modules=list(lora["target_modules"]), bias="none")
         self.model = get_peft_model(self.model, config)
         # LoRA weights train in fp32 even when the frozen base is bf16 (stable optimizer updates).
         for name, p in self.model.named_parameters():

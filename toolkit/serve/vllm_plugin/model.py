@@ -44,7 +44,7 @@ from vllm.multimodal.processing import BaseDummyInputsBuilder, BaseMultiModalPro
 from vllm.sequence import IntermediateTensors
 
 from toolkit.models.chat import AUDIO_TOKEN, ChatFormatter
-from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, audio_vectors_per_clip
+from toolkit.serve.vllm_plugin.prepare import audio_vectors_per_clip
 
 SAMPLE_RATE = 16000
 
@@ -247,8 +247,11 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
         return self.language_model.compute_logits(hidden_states)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        """``adapter.*`` from the export, ``language_model.*`` from the LLM directory; the encoder loaded itself."""
+        """``adapter.*`` (and LoRA pairs, merged) from the export, ``language_model.*`` from the LLM directory; the encoder loaded itself."""
+        from toolkit.serve.vllm_plugin.lora import LoRAMerger
+
         adapter_state = self.adapter.state_dict()
+        lora = LoRAMerger((self.export_config.get("llm") or {}).get("lora"))
         loaded: set[str] = set()
 
         def llm_weights():
@@ -261,14 +264,15 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
                         adapter_state[key].copy_(tensor.to(adapter_state[key].dtype))
                     loaded.add(name)
                 elif name.startswith("language_model."):
-                    yield name[len("language_model."):], tensor
-                elif name.startswith("llm."):
-                    raise UnsupportedExportError(f"model.safetensors: {name}: LoRA weights in the LLM are not supported by the vLLM plugin yet; "
-                                              f"serve with --backend hf")
+                    key = name[len("language_model."):]
+                    yield key, lora.merge(key, tensor)
+                elif lora.take(name, tensor):
+                    loaded.add(name)
                 else:
                     raise KeyError(f"unexpected weight {name} (expected adapter.* in model.safetensors)")
 
         loaded |= {f"language_model.{n}" for n in self.language_model.load_weights(llm_weights())}
+        lora.check_all_merged()
         missing = {f"adapter.{k}" for k in adapter_state} - loaded
         if missing:
             raise KeyError(f"model.safetensors lacks adapter weights {sorted(missing)[:5]}; re-run the export stage")

@@ -29,7 +29,7 @@ FIXED_COUNT_ADAPTERS = ("qformer",)  # adapters whose audio-vector count per cli
 
 
 class UnsupportedExportError(ValueError):
-    """An export the vLLM plugin does not serve (frame-count adapters, LoRA); the message names --backend hf."""
+    """An export the vLLM plugin does not serve (frame-count adapters); the message names --backend hf."""
 
 
 def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
@@ -46,9 +46,6 @@ def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
 def check_servable(cfg: dict[str, Any]) -> None:
     """Refuse, before vLLM starts, an export the plugin cannot load."""
     audio_vectors_per_clip(cfg)
-    if (cfg.get("llm") or {}).get("lora"):
-        raise UnsupportedExportError("llm.lora: LoRA weights in the LLM are not loaded by the vLLM plugin yet; "
-                                     "serve this export with --backend hf")
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
