@@ -166,6 +166,8 @@ def main() -> None:
               "clients": args.clients, "requests_per_client": args.requests, "max_new_tokens": args.max_new_tokens,
               "torch_threads": torch.get_num_threads()}
     report["backend"] = args.backend
+    if args.backend == "vllm":
+        report["served_dtype"] = "float32 (toolkit.bin.serve --backend vllm on CPU)"
     export = args.model
     if args.backend == "vllm" and export is None:
         import tempfile
