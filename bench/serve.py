@@ -167,7 +167,9 @@ def main() -> None:
               "torch_threads": torch.get_num_threads()}
     report["backend"] = args.backend
     if args.backend == "vllm":
-        report["served_dtype"] = "float32 (toolkit.bin.serve --backend vllm on CPU)"
+        from toolkit.bin.serve import vllm_dtype
+
+        report["served_dtype"] = vllm_dtype(dict(model.config))  # what toolkit.bin.serve passes vLLM
     export = args.model
     if args.backend == "vllm" and export is None:
         import tempfile

@@ -122,7 +122,7 @@ def test_request_reaches_vllm_with_placed_audio_transcripts_and_export_defaults(
     assert sent["mm_processor_kwargs"] == {"transcripts": ["woof woof"]}  # the client's own kwargs are dropped
     # tiny_model_config's generation: max_new_tokens 6, greedy
     assert (sent["max_tokens"], sent["temperature"], sent["repetition_penalty"], sent["seed"]) == (6, 0.0, 1.0, 0)
-    assert "top_p" not in sent and "top_k" not in sent
+    assert (sent["top_p"], sent["top_k"]) == (1.0, -1)  # the export's, not the LLM's generation_config
 
 
 def test_request_fields_win_over_the_defaults(served):
@@ -207,6 +207,32 @@ def test_asr_runs_in_the_middleware_and_a_given_transcriber_needs_text(tiny_mode
                     client.chat.completions.create(model="any", messages=[user("x", audio_part(transcript=None))])
 
 
+def test_with_api_keys_unauthorized_requests_go_to_vllm_untouched(tiny_export):
+    """vLLM's key check runs inside ours: a request without the key must reach it (its 401) before any decoding."""
+    received: list[dict] = []
+    app = DestaChatMiddleware(fake_vllm(received), export_dir=tiny_export, served_model_names=["tiny"], api_keys=["sk-1"])
+    bad_audio = user("x", {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"not audio" * 80).decode(), "format": "wav"}})
+    with serve_in_thread(app) as url:
+        anonymous = openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0, timeout=60)
+        reply = anonymous.chat.completions.create(model="tiny", messages=[bad_audio])  # the stand-in has no key check
+        assert received[-1]["messages"] == [bad_audio] and getattr(reply.choices[0].message, "transcripts", None) is None
+        keyed = openai.OpenAI(base_url=url + "/v1", api_key="sk-1", max_retries=0, timeout=60)
+        with pytest.raises(openai.BadRequestError, match="not a decodable wav"):
+            keyed.chat.completions.create(model="tiny", messages=[bad_audio])
+
+
+def test_clients_cannot_set_mm_processor_kwargs_on_other_routes(served):
+    import urllib.error
+    import urllib.request
+
+    _, _, url = served
+    body = json.dumps({"model": "tiny", "prompt": "<|AUDIO|>", "mm_processor_kwargs": {"transcripts": ["x"]}}).encode()
+    request = urllib.request.Request(url + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 400 and b"set by this server" in info.value.read()
+
+
 def test_middleware_without_an_export_says_how_to_start():
     with pytest.raises(RuntimeError, match="DESTA_EXPORT_DIR"):
         DestaChatMiddleware(fake_vllm([]))
@@ -232,7 +258,7 @@ def test_exported_chat_template_renders_what_the_formatter_renders(llm, tiny_mod
             if (asset_dir(llm) / name).is_file():
                 (llm_dir / name).write_bytes((asset_dir(llm) / name).read_bytes())
         cfg = {**cfg, "llm": {**cfg["llm"], "model_path": str(llm_dir)},
-               "lalm": {**cfg["lalm"], "system_prompt": 'Say "yes" \\ or\n"no".'}}
+               "lalm": {**cfg["lalm"], "system_prompt": 'Say "yes" \\ or\n"no" 😀 — bien sûr.'}}
     model = LALM.from_config(cfg)
     export = prepare_vllm_dir(model.save_pretrained(tmp_path / "export"))
     tokenizer = AutoTokenizer.from_pretrained(str(export))
@@ -250,7 +276,7 @@ def test_exported_generation_config_holds_the_decoding_defaults(tiny_model_confi
 
     greedy = prepare_vllm_dir(LALM.from_config(tiny_model_config).save_pretrained(tmp_path / "greedy"))
     got = json.loads((greedy / "generation_config.json").read_text())
-    assert (got["max_new_tokens"], got["temperature"], got["repetition_penalty"]) == (6, 0.0, 1.0) and "top_p" not in got
+    assert (got["max_new_tokens"], got["temperature"], got["repetition_penalty"], got["top_p"], got["top_k"]) == (6, 0.0, 1.0, 1.0, 0)
     sampled_cfg = {**tiny_model_config, "generation": {"max_new_tokens": 9, "do_sample": True, "temperature": 0.6, "top_p": 0.8, "top_k": 20}}
     sampled = prepare_vllm_dir(LALM.from_config(sampled_cfg).save_pretrained(tmp_path / "sampled"))
     got = json.loads((sampled / "generation_config.json").read_text())
@@ -271,6 +297,8 @@ def test_exports_the_plugin_cannot_load_are_refused_with_the_fix(tiny_model_conf
 
     check_servable(tiny_model_config)
     check_servable({**tiny_model_config, "llm": {**tiny_model_config["llm"], "lora": {"r": 8}}})  # merged at load
+    with pytest.raises(UnsupportedExportError, match="llm.frozen: false.*--backend hf"):
+        check_servable({**tiny_model_config, "llm": {**tiny_model_config["llm"], "frozen": False}})
     with pytest.raises(UnsupportedExportError, match="adapter 'mlp'.*--backend hf"):
         check_servable({**tiny_model_config, "adapter": {"name": "mlp"}})
 

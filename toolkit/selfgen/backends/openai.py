@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from toolkit.models.chat_endpoint import ChatEndpoint
+from toolkit.models.chat_endpoint import ChatEndpoint, ChatEndpointError
 from toolkit.models.generation import Generation, GenerationSettings
 from toolkit.selfgen.backends.base import SELFGEN_BACKENDS, GenerationBackend
 
@@ -43,7 +43,10 @@ class OpenAIBackend(GenerationBackend):
                                      max_retries=max_retries, backoff_s=0.5, timeout_s=timeout)
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:
-        return self.endpoint.complete(conversations, openai_fields(self.settings))
+        try:
+            return self.endpoint.complete(conversations, openai_fields(self.settings))
+        except ChatEndpointError as err:
+            raise ChatEndpointError(f"selfgen.backend (openai): {err}") from err
 
     def description(self) -> dict[str, Any]:
         return {"backend": "openai", "base_url": self.endpoint.base_url, "model": self.endpoint.model,

@@ -14,10 +14,13 @@ both backends answer the same request the same way:
 - the export's ``generation:`` settings fill the decoding fields a request leaves out;
 - the answer's message, or the first stream chunk's delta, gets ``transcripts``, as on the hf server.
 
-Every other route passes through untouched. vLLM builds the middleware with the app alone, so the
-settings come from the environment ``python -m toolkit.bin.serve --backend vllm`` sets
-(``DESTA_EXPORT_DIR``, ``DESTA_SERVED_MODEL_NAME``, ``DESTA_MAX_AUDIO_SECONDS``,
-``DESTA_TRANSCRIBER_DEVICE``). Nothing here imports vLLM.
+vLLM adds its own middleware (API keys, CORS) before ours, which makes ours the outermost: a request
+without a valid key (``--api-key``) is handed straight to vLLM, which answers 401 before any audio is
+decoded. Other routes pass through, except that no client may set ``mm_processor_kwargs`` (the server
+trusts request kwargs only because this middleware writes them). vLLM builds the middleware with the
+app alone, so the settings come from the environment ``python -m toolkit.bin.serve --backend vllm``
+sets (``DESTA_EXPORT_DIR``, ``DESTA_SERVED_MODEL_NAME``, ``DESTA_MAX_AUDIO_SECONDS``,
+``DESTA_TRANSCRIBER_DEVICE``, ``DESTA_API_KEYS``). Nothing here imports vLLM.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ ENV_EXPORT_DIR = "DESTA_EXPORT_DIR"
 ENV_SERVED_MODEL_NAME = "DESTA_SERVED_MODEL_NAME"
 ENV_MAX_AUDIO_SECONDS = "DESTA_MAX_AUDIO_SECONDS"
 ENV_TRANSCRIBER_DEVICE = "DESTA_TRANSCRIBER_DEVICE"
+ENV_API_KEYS = "DESTA_API_KEYS"  # newline-separated, as vLLM's --api-key takes several
 CHAT_PATH = "/v1/chat/completions"
 
 Message = MutableMapping[str, Any]
@@ -71,11 +75,12 @@ class DestaChatMiddleware:
             unset leaves the check to vLLM).
         max_audio_seconds: longest accepted clip (default: ``$DESTA_MAX_AUDIO_SECONDS`` or 600; 0 = no limit).
         transcriber_device: where the ASR model runs (default: ``$DESTA_TRANSCRIBER_DEVICE`` or cpu).
+        api_keys: the keys vLLM accepts (default: ``$DESTA_API_KEYS``); requests without one go to vLLM untouched.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], export_dir: str | Path | None = None,
                  served_model_names: Sequence[str] | None = None, max_audio_seconds: float | None = None,
-                 transcriber_device: str | None = None):
+                 transcriber_device: str | None = None, api_keys: Sequence[str] | None = None):
         from toolkit.config import load_config, to_container
         from toolkit.models.generation import GenerationSettings
 
@@ -95,17 +100,32 @@ class DestaChatMiddleware:
             max_audio_seconds = float(os.environ.get(ENV_MAX_AUDIO_SECONDS, 600.0))
         self.max_audio_seconds = max_audio_seconds or None
         self.transcriber_device = transcriber_device or os.environ.get(ENV_TRANSCRIBER_DEVICE, "cpu")
-        self.defaults = GenerationSettings(**(self.config.get("generation") or {})).vllm_kwargs()
+        self.settings = GenerationSettings(**(self.config.get("generation") or {}))
+        self.defaults = self.settings.vllm_kwargs()
+        if api_keys is None:
+            api_keys = [k for k in os.environ.get(ENV_API_KEYS, "").split("\n") if k]
+        self.authorizations = {f"Bearer {k}".encode() for k in api_keys}
         self._transcriber: Any = None
         self._lock = threading.Lock()  # one ASR call at a time; requests arrive on several threads
 
     # -- the ASGI entry point -------------------------------------------------------------------
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path", "").rstrip("/") != CHAT_PATH:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not self.authorized(scope):
             await self.app(scope, receive, send)
             return
+        path, root = scope.get("path", ""), scope.get("root_path") or ""
+        if root and path.startswith(root):  # served under --root-path
+            path = path[len(root):]
         body = await _read_body(receive)
+        if path.rstrip("/") != CHAT_PATH:
+            if b"mm_processor_kwargs" in body and _has_key(body, "mm_processor_kwargs"):
+                await _send_json(send, 400, RequestError(400, "mm_processor_kwargs are set by this server (transcripts come from "
+                                                         "its ASR or input_audio.transcript on /v1/chat/completions)",
+                                                         "mm_processor_kwargs").body())
+                return
+            await self.app(scope, _replay(body, receive), send)
+            return
         try:
             # Decoding audio and ASR are blocking work: keep them off the event loop.
             forwarded, transcripts = await asyncio.to_thread(self.rewrite, body)
@@ -116,6 +136,12 @@ class DestaChatMiddleware:
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(forwarded)).encode())]}
         await self.app(scope, _replay(forwarded, receive), TranscriptSender(send, transcripts))
+
+    def authorized(self, scope: Message) -> bool:
+        """Without API keys every request is; with them, vLLM answers the others (401) before we decode anything."""
+        if not self.authorizations:
+            return True
+        return dict(scope.get("headers") or []).get(b"authorization", b"") in self.authorizations
 
     # -- the request ----------------------------------------------------------------------------
 
@@ -176,10 +202,12 @@ class DestaChatMiddleware:
             body["max_tokens"] = self.defaults["max_tokens"]
         if body.get("temperature") is None:
             body["temperature"] = self.defaults["temperature"]
-        sampling_defaults = self.defaults["temperature"] > 0
-        for key in ("top_p", "top_k"):
-            if body.get(key) is None and sampling_defaults:
-                body[key] = self.defaults[key]
+        # The export's own top_p/top_k even when it decodes greedily: a request that samples gets what the
+        # hf server would use, not the LLM's generation_config (e.g. Llama-3.1's top_p 0.9).
+        if body.get("top_p") is None:
+            body["top_p"] = self.settings.top_p
+        if body.get("top_k") is None:
+            body["top_k"] = self.settings.top_k or -1
         for key in ("repetition_penalty", "seed"):
             if body.get(key) is None:
                 body[key] = self.defaults[key]
@@ -282,6 +310,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _has_key(body: bytes, key: str) -> bool:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get(key) is not None
 
 
 async def _send_json(send: Send, status: int, obj: Any) -> None:

@@ -44,7 +44,7 @@ from vllm.multimodal.processing import BaseDummyInputsBuilder, BaseMultiModalPro
 from vllm.sequence import IntermediateTensors
 
 from toolkit.models.chat import AUDIO_TOKEN, ChatFormatter
-from toolkit.serve.vllm_plugin.prepare import audio_vectors_per_clip
+from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, audio_vectors_per_clip
 
 SAMPLE_RATE = 16000
 
@@ -268,6 +268,9 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
                     yield key, lora.merge(key, tensor)
                 elif lora.take(name, tensor):
                     loaded.add(name)
+                elif name.startswith("llm."):
+                    raise UnsupportedExportError(f"model.safetensors: {name}: the export changed the LLM's own weights, which the "
+                                                 f"vLLM plugin does not load; serve it with --backend hf")
                 else:
                     raise KeyError(f"unexpected weight {name} (expected adapter.* in model.safetensors)")
 

@@ -29,7 +29,7 @@ FIXED_COUNT_ADAPTERS = ("qformer",)  # adapters whose audio-vector count per cli
 
 
 class UnsupportedExportError(ValueError):
-    """An export the vLLM plugin does not serve (frame-count adapters); the message names --backend hf."""
+    """An export the vLLM plugin does not serve (frame-count adapters, a fine-tuned LLM); the message names --backend hf."""
 
 
 def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
@@ -46,6 +46,9 @@ def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
 def check_servable(cfg: dict[str, Any]) -> None:
     """Refuse, before vLLM starts, an export the plugin cannot load."""
     audio_vectors_per_clip(cfg)
+    if (cfg.get("llm") or {}).get("frozen") is False:
+        raise UnsupportedExportError("llm.frozen: false: this export fine-tuned the LLM's own weights, which the vLLM plugin "
+                                     "does not load (it reads the base LLM from llm.model_path); serve it with --backend hf")
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -81,25 +84,26 @@ def chat_template(cfg: dict[str, Any], tokenizer_dir: Path) -> str:
     system_prompt = (cfg.get("lalm") or {}).get("system_prompt")
     if not system_prompt:
         return template
-    # json.dumps gives a quoted literal Jinja reads back unchanged (its strings take the same escapes).
+    # json.dumps gives a quoted literal Jinja reads back unchanged (its strings take the same escapes);
+    # non-ASCII stays literal, since Jinja would turn a \\ud83d\\ude00 escape pair into two lone surrogates.
     first = ("{%- if not messages or messages[0]['role'] != 'system' -%}"
-             f"{{%- set messages = [{{'role': 'system', 'content': {json.dumps(system_prompt)}}}] + messages -%}}"
+             f"{{%- set messages = [{{'role': 'system', 'content': {json.dumps(system_prompt, ensure_ascii=False)}}}] + messages -%}}"
              "{%- endif -%}\n")
     return first + template
 
 
 def generation_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The export's ``generation:`` as ``generation_config.json`` fields vLLM reads as request defaults."""
+    """The export's ``generation:`` as ``generation_config.json`` fields vLLM reads as request defaults.
+
+    All sampling fields are written, so none of the LLM's own (e.g. Llama-3.1's top_p 0.9) leaks into
+    a request that samples; ``top_k: 0`` means no limit for both HF and vLLM.
+    """
     from toolkit.models.generation import GenerationSettings
 
-    settings = GenerationSettings(**(cfg.get("generation") or {})).vllm_kwargs()
-    fields = {"max_new_tokens": settings["max_tokens"], "repetition_penalty": settings["repetition_penalty"],
-              "temperature": settings["temperature"]}
-    if settings["temperature"] > 0:
-        fields["top_p"] = settings["top_p"]
-        if settings["top_k"] > 0:
-            fields["top_k"] = settings["top_k"]
-    return fields
+    settings = GenerationSettings(**(cfg.get("generation") or {}))
+    greedy = settings.vllm_kwargs()
+    return {"max_new_tokens": settings.max_new_tokens, "repetition_penalty": settings.repetition_penalty,
+            "temperature": greedy["temperature"], "top_p": settings.top_p, "top_k": settings.top_k}
 
 
 def prepare_vllm_dir(export_dir: str | Path) -> Path:
@@ -118,6 +122,7 @@ def prepare_vllm_dir(export_dir: str | Path) -> Path:
     (root / "chat_template.jinja").write_text(chat_template(cfg, source))
     gen_path = root / "generation_config.json"
     generation = json.loads(gen_path.read_text()) if gen_path.is_file() else {}
+    generation.pop("min_p", None)  # a sampling default of the LLM's that the export does not set
     generation.update(generation_defaults(cfg))
     gen_path.write_text(json.dumps(generation, indent=2) + "\n")
     return root
