@@ -110,31 +110,28 @@ def tiny_llm(out: Path) -> Path:
     return out
 
 
-def test_vllm_equals_generate_tiny(tmp_path):
-    torch.manual_seed(0)
-    cfg = {
+def small_config(llm_path: str | Path, **llm_extra) -> dict:
+    """A random tiny Whisper encoder and one-layer Q-Former (8 vectors per clip) in front of ``llm_path``, fp32."""
+    return {
         "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
         "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
-        "llm": {"name": "hf_causal_lm", "model_path": str(tiny_llm(tmp_path / "llm")), "dtype": "float32"},
+        "llm": {"name": "hf_causal_lm", "model_path": str(llm_path), "dtype": "float32", **llm_extra},
         "transcriber": {"name": "given"},
         "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
     }
-    LALM.from_config(cfg).save_pretrained(tmp_path / "export")
+
+
+def test_vllm_equals_generate_tiny(tmp_path):
+    torch.manual_seed(0)
+    LALM.from_config(small_config(tiny_llm(tmp_path / "llm"))).save_pretrained(tmp_path / "export")
     check_equal(tmp_path / "export", max_new_tokens=12)
 
 
 def test_vllm_equals_generate_tiny_lora(tmp_path):
     """LoRA in the LLM (merged into the base weights as vLLM loads them) answers as peft's unmerged forward does."""
     torch.manual_seed(0)
-    cfg = {
-        "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
-        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
-        "llm": {"name": "hf_causal_lm", "model_path": str(tiny_llm(tmp_path / "llm")), "dtype": "float32",
-                "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "down_proj"]}},
-        "transcriber": {"name": "given"},
-        "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
-    }
-    model = LALM.from_config(cfg)
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "down_proj"]}
+    model = LALM.from_config(small_config(tiny_llm(tmp_path / "llm"), lora=lora))
     with torch.no_grad():  # peft starts lora_B at zero: a trained-looking adapter instead
         for name, p in model.llm.model.named_parameters():
             if "lora_B" in name:
@@ -168,15 +165,8 @@ def test_decode_stage_vllm_backend_equals_hf(tmp_path):
     from toolkit.bin.decode import main as decode_main
 
     torch.manual_seed(0)
-    cfg = {
-        # real SmolLM2 so the answers have words to compare (a random tiny LLM tends to stop at once)
-        "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
-        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
-        "llm": {"name": "hf_causal_lm", "model_path": str(asset_dir("smollm2")), "dtype": "float32"},
-        "transcriber": {"name": "given"},
-        "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
-        "generation": {"max_new_tokens": 10},
-    }
+    # real SmolLM2 so the answers have words to compare (a random tiny LLM tends to stop at once)
+    cfg = {**small_config(asset_dir("smollm2")), "generation": {"max_new_tokens": 10}}
     LALM.from_config(cfg).save_pretrained(tmp_path / "export")
     eval_set = tmp_path / "data" / "test"
     eval_set.mkdir(parents=True)
@@ -219,14 +209,8 @@ def test_vllm_server_answers_as_the_hf_server(tmp_path):
 
     torch.manual_seed(0)
     whisper = str(asset_dir("whisper-tiny.en"))
-    export = LALM.from_config({
-        "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
-        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
-        "llm": {"name": "hf_causal_lm", "model_path": str(asset_dir("smollm2")), "dtype": "float32"},
-        "transcriber": {"name": "whisper", "model_path": whisper, "vad": False},
-        "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
-        "generation": {"max_new_tokens": 24},
-    }).save_pretrained(tmp_path / "served")
+    export = LALM.from_config({**small_config(asset_dir("smollm2")), "generation": {"max_new_tokens": 24},
+                               "transcriber": {"name": "whisper", "model_path": whisper, "vad": False}}).save_pretrained(tmp_path / "served")
     clips = [base64.b64encode(open(wav, "rb").read()).decode() for wav, _ in librivox()[:3]]
     asks = ["What is said?", "Repeat the speaker's words.", "Who might say this?"]
     requests = [[{"role": "user", "content": [{"type": "text", "text": q}, {"type": "input_audio", "input_audio": {"data": c, "format": "wav"}}]}]
