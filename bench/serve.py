@@ -110,13 +110,15 @@ def vllm_server(export: str, name: str, batch: int) -> Iterator[str]:
     import tempfile
     import urllib.request
 
+    from toolkit.serve.local import stop_process
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="bench-vllm-", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--backend", "vllm", "--model", export, "--port", str(port),
                              "--served-model-name", name, "--max-batch-size", str(batch), "--max-model-len", "2048"],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -132,11 +134,7 @@ def vllm_server(export: str, name: str, batch: int) -> Iterator[str]:
                 time.sleep(1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ pytest.importorskip("fastapi", reason="the serve extra is needed: pip install -e
 
 from toolkit.serve.app import create_app  # noqa: E402
 from toolkit.serve.backend import HFBackend  # noqa: E402
-from toolkit.serve.local import serve_in_thread  # noqa: E402
+from toolkit.serve.local import serve_in_thread, stop_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -221,7 +221,7 @@ def run_cli_server(export_dir: Path, extra: list[str], timeout: float):
     import urllib.request
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--model", str(export_dir), "--port", str(port), *extra],
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--model", str(export_dir), "--port", str(port), *extra], start_new_session=True,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -237,15 +237,6 @@ def run_cli_server(export_dir: Path, extra: list[str], timeout: float):
     raise AssertionError(f"server did not start within {timeout} s:\n{proc.communicate()[0]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def test_cli_serves_and_refuses_a_non_export(tiny_export):
     bad = subprocess.run([sys.executable, "-m", "toolkit.bin.serve", "--model", str(tiny_export.parent)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not an exported model" in bad.stderr
@@ -255,7 +246,7 @@ def test_cli_serves_and_refuses_a_non_export(tiny_export):
         reply = client.chat.completions.create(model="tiny", messages=[user("What is it?", wav_part(seed=5))])
         assert reply.choices[0].message.transcripts == ["a short clip"]
     finally:
-        stop(proc)
+        stop_process(proc, timeout=30)
     assert proc.returncode is not None
 
 
@@ -286,7 +277,7 @@ def test_real_clip_through_the_cli_with_whisper_asr(tmp_path):
         reply = client.chat.completions.create(model="demo-export", messages=[
             user("Repeat what the speaker says.", {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})])
     finally:
-        stop(proc)
+        stop_process(proc, timeout=30)
     transcript = reply.choices[0].message.transcripts[0].lower()
     # reference: "and mister john dashwood had then leisure to consider how much there might be prudently in his power..."
     assert "dashwood" in transcript and "leisure" in transcript, transcript
@@ -301,3 +292,30 @@ def test_cli_vllm_backend_refuses_clearly_when_unavailable(tiny_export):
     out = subprocess.run([sys.executable, "-m", "toolkit.bin.serve", "--model", str(tiny_export), "--backend", "vllm"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "--backend vllm:" in out.stderr and "--backend hf" in out.stderr
+
+
+def test_stop_process_leaves_no_child_behind(tmp_path):
+    """A server's children (vLLM's engine processes) go with it; a plain terminate would orphan them."""
+    import os
+
+    pid_file = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+              f"open({str(pid_file)!r}, 'w').write(str(c.pid)); time.sleep(300)")
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    stop_process(proc, timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # a killed child stays a zombie until reaped by init; zombies hold no memory
+        if open(f"/proc/{child}/stat").read().split()[2] == "Z":
+            break
+        assert time.monotonic() < deadline, "the server's child outlived it"
+        time.sleep(0.05)

@@ -205,6 +205,7 @@ def test_vllm_server_answers_as_the_hf_server(tmp_path):
 
     openai = pytest.importorskip("openai")
     from toolkit.serve.backend import HFBackend
+    from toolkit.serve.local import stop_process
     from toolkit.serve.protocol import parse_chat_request
 
     torch.manual_seed(0)
@@ -227,7 +228,8 @@ def test_vllm_server_answers_as_the_hf_server(tmp_path):
     with socket_port() as port:
         log = open(tmp_path / "server.log", "w")  # a file, not a pipe: vLLM's logs would fill an unread pipe and block it
         proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--backend", "vllm", "--model", str(export), "--port", str(port),
-                                 "--max-model-len", "2048", "--max-batch-size", "8"], stdout=log, stderr=subprocess.STDOUT)
+                                 "--max-model-len", "2048", "--max-batch-size", "8"], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 400
@@ -258,11 +260,7 @@ def test_vllm_server_answers_as_the_hf_server(tmp_path):
             replies = list(pool.map(lambda i: client.chat.completions.create(model="served", messages=requests[i % 3]), range(6)))
         assert [r.choices[0].message.content.strip() for r in replies] == [expected[i % 3]["text"] for i in range(6)]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

@@ -19,6 +19,7 @@ produce names it, and without one they are reported as skipped, never silently d
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import os
@@ -71,7 +72,7 @@ class ResultRow:
         )
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """Base class: turn the decode rows of one metric into :class:`ResultRow` values.
 
     ``score`` gets the rows of one eval set (or one breakdown group) and returns rows whose ``set``
@@ -81,8 +82,9 @@ class Scorer:
 
     needs_judge: bool = False
 
+    @abc.abstractmethod
     def score(self, rows: list[dict[str, Any]]) -> list[ResultRow]:
-        raise NotImplementedError
+        """Result rows for the decode rows of one eval set or breakdown group."""
 
 
 SCORERS = Registry("scorer", base=Scorer)

@@ -1,4 +1,4 @@
-"""Run an ASGI app on 127.0.0.1 in a background thread (tests, benchmarks, notebooks).
+"""Run an ASGI app on 127.0.0.1 in a background thread (tests, benchmarks, notebooks), and stop server processes.
 
 The socket is bound before the server starts (port 0 = a free port picked by the OS), so there is
 no race between choosing a port and listening on it; leaving the context stops the server and
@@ -43,3 +43,34 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, start_time
         sock.close()
         if thread.is_alive():
             raise RuntimeError(f"the server on {host}:{port} did not stop within {stop_timeout:g} s")
+
+
+def stop_process(proc: "subprocess.Popen", timeout: float = 60.0) -> None:
+    """Stop a server process and, if it leads its own session (``start_new_session=True``), its children.
+
+    vLLM's engine runs in child processes that outlive a terminated parent; signalling the whole
+    group leaves no orphan holding memory. SIGTERM first, SIGKILL after ``timeout`` seconds.
+    """
+    import os
+    import signal
+    import subprocess
+
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        group = False
+
+    def signal_all(sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    signal_all(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_all(signal.SIGKILL)
+        proc.wait()
+    if group:
+        signal_all(signal.SIGKILL)  # children still in the group after the leader left

@@ -13,6 +13,7 @@ the seed descriptions read like DeSTA's (``Emotion: Angry, Gender: Female``).
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import logging
 import os
@@ -31,7 +32,7 @@ class CorpusError(ValueError):
     """A corpus tree that does not look like the standard download; the message says what is missing."""
 
 
-class CorpusPreparer:
+class CorpusPreparer(abc.ABC):
     """Base class of corpus preparers (registered in ``CORPORA``).
 
     Class attributes a subclass sets:
@@ -42,9 +43,9 @@ class CorpusPreparer:
     dataset: str = ""
     eval_splits: tuple[str, ...] = ("test",)
 
+    @abc.abstractmethod
     def collect(self, work_dir: Path) -> dict[str, list[Utterance]]:
         """Return split name -> utterances. ``work_dir`` is where a preparer may write files it generates."""
-        raise NotImplementedError
 
     def eval_tasks(self, split: str, utterances: Sequence[Utterance]) -> list[dict[str, Any]]:
         """Eval manifest rows for ``split`` (the brief's format); none by default."""

@@ -11,6 +11,7 @@ inside parquet/arrow files; :func:`read_hf_table` reads those folders with ``pya
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import re
@@ -25,11 +26,12 @@ class BenchmarkError(ValueError):
     """A benchmark copy that is missing, incomplete or in an unexpected format."""
 
 
-class Benchmark:
+class Benchmark(abc.ABC):
     """Base class: ``rows()`` yields manifest rows; ``write_manifest(path)`` writes them as JSONL."""
 
+    @abc.abstractmethod
     def rows(self) -> Iterator[dict[str, Any]]:
-        raise NotImplementedError
+        """The benchmark's manifest rows, one per question."""
 
     def write_manifest(self, path: str | os.PathLike) -> int:
         """Write the manifest (atomically); returns the number of rows.  Duplicate ids fail."""

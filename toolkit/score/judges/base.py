@@ -7,6 +7,7 @@ answers, greedily.  ``name`` identifies it in every score row it produced (``hf:
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,16 +20,17 @@ class JudgeError(RuntimeError):
     """A judge that cannot be built or that failed to answer."""
 
 
-class Judge:
+class Judge(abc.ABC):
     """Base class of the judges."""
 
     @property
+    @abc.abstractmethod
     def name(self) -> str:
-        raise NotImplementedError
+        """Identifies the judge in every score row it produced."""
 
+    @abc.abstractmethod
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         """One answer per conversation, in order."""
-        raise NotImplementedError
 
 
 JUDGES = Registry("judge", base=Judge)

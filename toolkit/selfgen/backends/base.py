@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ from toolkit.models.generation import Generation
 from toolkit.registry import Registry
 
 
-class GenerationBackend:
+class GenerationBackend(abc.ABC):
     """``generate(conversations)`` answers a batch of text-only chat conversations.
 
     A conversation is a list of ``{"role", "content"}`` dicts. Every backend returns one
@@ -18,11 +19,13 @@ class GenerationBackend:
     output records it.
     """
 
-    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:
+        """One generation per conversation, in order."""
 
-    def description(self) -> dict[str, Any]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def description(self) -> dict[str, Any]:
+        """What produced the answers (recorded beside the output)."""
 
 
 SELFGEN_BACKENDS = Registry("selfgen backend", base=GenerationBackend)
