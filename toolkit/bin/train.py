@@ -32,7 +32,19 @@ log = logging.getLogger("toolkit.train")
 
 DONE = ".done"
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2", "deepspeed_stage_3")
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto``: ``bf16-mixed`` on a GPU or a CPU with native bf16, else ``32-true`` (emulated bf16 is slower)."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    from toolkit.models.llms.hf_causal_lm import cpu_has_native_bf16
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if on_gpu or cpu_has_native_bf16() else "32-true"
 
 
 @dataclass
@@ -49,7 +61,7 @@ class TrainSettings:
         num_nodes: machines (multi-node runs under torchrun or SLURM).
         strategy: ``auto``, ``ddp``, ``fsdp``, ``deepspeed_stage_2``, ``deepspeed_stage_3``.
         find_unused_parameters: DDP's flag (true only if some trainable weights skip some batches).
-        precision: ``32-true``, ``bf16-mixed``, ``16-mixed`` (GPU only), ``bf16-true``.
+        precision: ``auto`` (bf16-mixed where bf16 is native, else 32-true), ``32-true``, ``bf16-mixed``, ``16-mixed`` (GPU only), ``bf16-true``.
         batch_size: samples per device per micro-batch.
         eval_batch_size: validation batch size (null: batch_size).
         accumulate_grad_batches: micro-batches per optimizer step (null: 1, or derived from global_batch_size).
@@ -295,7 +307,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     val_interval = settings.val_check_interval
     trainer = L.Trainer(
         accelerator=settings.accelerator, devices=settings.devices, num_nodes=settings.num_nodes,
-        strategy=build_strategy(settings), precision=settings.precision,
+        strategy=build_strategy(settings), precision=resolve_precision(settings.precision, settings.accelerator),
         max_steps=settings.max_steps if settings.max_steps is not None else -1, max_epochs=settings.max_epochs,
         accumulate_grad_batches=accumulation, gradient_clip_val=settings.grad_clip or None,
         val_check_interval=val_interval if has_dev else None,

@@ -7,6 +7,8 @@ a model without one (GPT-2) gets a plain ``role: text`` template.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any
 
 import torch
@@ -26,12 +28,25 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
           "float16": torch.float16, "fp16": torch.float16}
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated.
+
+    Measured on a 2-core AMD EPYC (Zen 2, AVX2 only): batched SmolLM2 generation took 87.5 s in bf16
+    against 14.9 s in fp32 (16 prompts x 16 tokens), so ``auto`` must not pick bf16 there.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
 def resolve_dtype(name: str) -> torch.dtype:
-    """``auto`` is bf16 where the hardware runs it (CUDA with bf16, or CPU), else fp16 on old GPUs."""
+    """``auto``: bf16 on a CUDA GPU with bf16 (fp16 on older ones) or a CPU with native bf16, else fp32."""
     if name == "auto":
-        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     if name not in DTYPES:
         raise ValueError(f"llm.dtype: unknown dtype '{name}'; use one of auto, {', '.join(DTYPES)}")
     return DTYPES[name]
