@@ -64,7 +64,9 @@ def test_small_build_is_balanced_and_deterministic(tmp_path, animals):
     assert {"asr", "gender", "sound"} <= tasks and (("instrument" in tasks) == _has_music())
     for r in rows:
         assert set(r) >= {"id", "dataset", "audio", "text", "prompt", "reference", "metric", "choices"}
-        assert r["text"] is None and r["metric"] in ("wer", "label_accuracy")
+        assert r["text"] is None and r["metric"] in ("wer", "label_accuracy", "closed_set")
+        if r["metric"] == "closed_set":  # the label is one of the options, listed in the question
+            assert r["reference"] in r["choices"] and all(o in r["prompt"] for o in r["choices"])
     # same seed, same corpus; another seed, another one
     again = MiniCorpus(max_clips=24, animals_dir=str(animals), soundfont=str(SOUNDFONT)).prepare(tmp_path / "again")
     assert (again["train"].path / "text").read_text() == (sets["train"].path / "text").read_text()

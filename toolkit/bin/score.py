@@ -38,6 +38,7 @@ class ScoreOptions:
     judge: dict[str, Any] | None = None
     breakdown: list[str] = field(default_factory=lambda: ["dataset", "task", "difficulty"])
     force: bool = False
+    controls: dict[str, Any] | None = None
 
 
 def merged_decode_file(set_dir: Path) -> Path:
@@ -102,6 +103,24 @@ def resolve_inputs(inputs: Any) -> list[tuple[str, Path]]:
     return out
 
 
+def write_controls(node: dict[str, Any], inputs: list[tuple[str, Path]], out_dir: Path, md: Path) -> None:
+    """Run the perception controls (toolkit/score/controls.py) and add their table to RESULTS.md."""
+    import json
+
+    from toolkit.config import build_section
+    from toolkit.jsonl import read_jsonl
+    from toolkit.score.controls import ControlSettings, control_table, render_controls, run_controls
+
+    settings = build_section(node, ControlSettings, "score.controls")
+    decodes = run_controls(settings, out_dir)
+    trained = {name: read_jsonl(path) for name, path in inputs}
+    table = control_table(trained, decodes, settings.conditions, settings.metrics)
+    (out_dir / "controls.json").write_text(json.dumps(table, indent=1, default=str))
+    if table:
+        with open(md, "a", encoding="utf-8") as f:
+            f.write("\n" + render_controls(table))
+
+
 def main(argv: list[str] | None = None) -> int:
     from toolkit.config import build_section, parse_cli, save_resolved, to_container
 
@@ -138,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         results += score_file(path, set_name, opts.scorers, judge, opts.breakdown, out_dir / "details" / f"{set_name}.jsonl")
     save_resolved(cfg, out_dir, "score_config.yaml")
     md, _ = write_results(results, out_dir, tag)
+    if opts.controls:
+        write_controls(to_container(opts.controls), inputs, out_dir, md)
     done.write_text("ok\n")
     print(md.read_text())
     return 0

@@ -83,6 +83,16 @@ def check_same_generator(out_dir: Path, generator: dict[str, Any]) -> None:
             )
 
 
+def attribute_shares(data_dir: str, output: Path) -> dict[str, dict[str, Any]]:
+    """Share of this output's answers that name each attribute of their clip (looked up by utt_id)."""
+    from toolkit.data.datadir import DataDir
+    from toolkit.jsonl import read_jsonl
+    from toolkit.selfgen.runner import attribute_mentions
+
+    metadata = {u.id: u.metadata for u in DataDir(data_dir).utterances()}
+    return attribute_mentions(read_jsonl(output) if output.is_file() else [], metadata)
+
+
 def main(argv: list[str] | None = None) -> None:
     def extra(parser):
         parser.add_argument("--shard", type=int, default=0, help="this job's shard index (0-based)")
@@ -121,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         stats = run_selfgen(items, backend, out, batch_size=section.batch_size, shard=args.shard, nshards=args.nshards,
                             template=section.template, system_prompt=section.system_prompt)
         stats.update(data_dir=data_dir, output=str(out))
+        stats["attribute_mentions"] = attribute_shares(data_dir, out)
+        log.info("answers naming the clip's attributes (%s): %s", out.name, ", ".join(
+            f"{k} {v['named']}/{v['rows']} ({v['share']} %)" for k, v in stats["attribute_mentions"].items()) or "none")
         log.info("done: %s", json.dumps(stats))
         all_stats.append(stats)
     meta_file.write_text(json.dumps({"generator": generator, "stats": all_stats}, indent=2, default=str))

