@@ -185,8 +185,26 @@ def build_prediction_scorer(
     options: Mapping[str, Any] | None = None,
 ) -> PredictionScorer:
     """The scorer registered as ``benchmark``; an unknown name lists the registered ones."""
+    from toolkit.registry import RegistryError
+
     load_prediction_scorers()
+    if benchmark not in PREDICTION_SCORERS:
+        raise RegistryError(
+            f"unknown benchmark '{benchmark}'. Registered prediction scorers: {', '.join(PREDICTION_SCORERS.choices())}. "
+            f"Fix --benchmark, or add toolkit/score/official/{benchmark}.py with "
+            f"@PREDICTION_SCORERS.register('{benchmark}')."
+        )
     cls = PREDICTION_SCORERS.get(benchmark)
+    from toolkit.registry import signature_keys
+
+    names, _, var_kw = signature_keys(cls)
+    own = sorted(names - {"subset", "judge", "seed"})
+    unknown = sorted(set(options or {}) - set(own)) if not var_kw else []
+    if unknown:
+        raise PredictionFormatError(
+            f"{benchmark}: unknown option(s) {', '.join(unknown)}; this benchmark's options are: "
+            f"{', '.join(own) or '(none)'} (see toolkit/score/official/{benchmark}.py)"
+        )
     return cls(subset=subset, judge=judge, seed=seed, **dict(options or {}))
 
 
