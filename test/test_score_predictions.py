@@ -166,3 +166,26 @@ def test_cli_judge_and_options_are_key_value():
         score_predictions.parse_pairs(["oops"], "--judge")
     with pytest.raises(ConfigError, match="name=hf|vllm|openai is required"):
         score_predictions.main(["--benchmark", "mmau", "--predictions", "x.json", "--judge", "model=gpt"])
+
+
+def test_mmar_stage7_loader_and_breakdown(tmp_path):
+    """MMAR in stage 7: the manifest loader gives mmau-rule rows broken down by modality and category."""
+    from toolkit.score.benchmarks import build_benchmark
+
+    rows = [json.loads(line) for line in (FIXTURES / "mmar" / CASES["mmar"]).read_text().splitlines()]
+    (tmp_path / "audio").mkdir()
+    for r in rows:
+        (tmp_path / r["audio_path"]).write_bytes(b"RIFF")
+    meta = tmp_path / "MMAR-meta.jsonl"
+    meta.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "answer_prediction"}) + "\n" for r in rows))
+    manifest = list(build_benchmark({"name": "mmar", "meta_path": str(meta), "audio_root": str(tmp_path)}).rows())
+    assert len(manifest) == len(rows) and {m["metric"] for m in manifest} == {"mmau"}
+    decoded = [{**m, "prediction": r["answer_prediction"]} for m, r in zip(manifest, rows) if "answer_prediction" in r]
+    results = {(res.set, res.metric): res for res in score_rows(decoded, "mmar")}
+    figures = printed_figures(official_printout("mmar"))
+    assert round(results[("mmar", "mmau")].value, 2) == figures["total"][0]
+    assert round(results[("mmar[modality=sound]", "mmau")].value, 2) == figures["sound"][0]
+    assert round(results[("mmar[category=Cultural Layer]", "mmau")].value, 2) == figures["Cultural Layer"][0]
+    with pytest.raises(Exception, match="lacks answer"):
+        meta.write_text(json.dumps({k: v for k, v in rows[0].items() if k != "answer"}) + "\n")
+        list(build_benchmark({"name": "mmar", "meta_path": str(meta), "audio_root": str(tmp_path)}).rows())
