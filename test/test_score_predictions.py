@@ -189,3 +189,53 @@ def test_mmar_stage7_loader_and_breakdown(tmp_path):
     with pytest.raises(Exception, match="lacks answer"):
         meta.write_text(json.dumps({k: v for k, v in rows[0].items() if k != "answer"}) + "\n")
         list(build_benchmark({"name": "mmar", "meta_path": str(meta), "audio_root": str(tmp_path)}).rows())
+
+
+def test_dynamic_superb_dispatch_and_shared_wer(tmp_path):
+    from toolkit.score.dynamic_superb import task_metric, task_metrics
+
+    assert len(task_metrics()) == 231
+    assert task_metric("SuperbASR_LibriSpeech-TestClean") == "word_error_rate"
+    assert task_metric("SuperbOODAsrZh_CommonVoice7-Test") == "character_error_rate"
+    assert task_metric("SuperbST_CoVoST2-Test") == "sacre_bleu"
+    assert task_metric("SuperbER_RAVDESS") == "llm_classification"
+    rows = [{"example_id": "u1", "instruction": "Transcribe.", "label": "Hello world.", "prediction": "hello word"},
+            {"example_id": "u2", "instruction": "Transcribe.", "label": "good day to you", "prediction": "Good day!"},
+            {"example_id": "u3", "instruction": "Transcribe.", "label": "...", "prediction": "noise"}]
+    path = tmp_path / "SuperbASR_LibriSpeech-TestClean.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = build_prediction_scorer("dynamic_superb").score_file(path)
+    stage7 = [{"id": r["example_id"], "metric": "wer", "prediction": r["prediction"], "reference": r["label"]} for r in rows]
+    (wer,) = score_rows(stage7, "asr", {"wer": {"normalizer": "basic"}})
+    assert result.summary["word_error_rate"] == pytest.approx(wer.value) and result.summary["metric"] == "word_error_rate"
+    assert [v.score for v in result.items] == [r["score"] for r in stage7]
+    assert result.items[2].score is None and "empty reference" in result.items[2].reason
+    assert result.summary["verified_against_official"] is False and "not verified" in result.lines[0]
+
+    judged = tmp_path / "SuperbER_RAVDESS.jsonl"
+    judged.write_text(path.read_text())
+    result = build_prediction_scorer("dynamic_superb").score_file(judged)
+    assert all(v.score is None and "llm_classification" in v.reason for v in result.items)
+    assert result.summary["unscored"] == 3 and result.summary["llm_classification"] is None
+    with pytest.raises(PredictionFormatError, match="did you mean SuperbASR_LibriSpeech-TestClean"):
+        build_prediction_scorer("dynamic_superb", subset="SuperbASR_LibriSpeech-Testclean").score_file(path)
+    with pytest.raises(PredictionFormatError, match="field 'prediction' is missing"):
+        build_prediction_scorer("dynamic_superb", options={"prediction_key": "prediction"}).score_file(
+            write(tmp_path, "SuperbIC_SLURP.jsonl", {"label": "x"}))
+
+
+def test_dynamic_superb_stage7_auto_metric(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from toolkit.score.benchmarks import build_benchmark
+
+    for task, metric in (("SuperbASR_LibriSpeech-TestClean", "wer"), ("SuperbER_RAVDESS", "label_accuracy")):
+        (tmp_path / task / "data").mkdir(parents=True)
+        table = pa.table({"file": ["a.wav"], "audio": [{"bytes": b"RIFF0000WAVE", "path": "a.wav"}],
+                          "instruction": ["Do it."], "label": ["yes"]})
+        pq.write_table(table, tmp_path / task / "data" / "test-00000-of-00001.parquet")
+        loader = build_benchmark({"name": "dynamic_superb", "root": str(tmp_path / task), "audio_dir": str(tmp_path / "wav"),
+                                  "metric": "auto"})
+        (row,) = loader.rows()
+        assert row["metric"] == metric and row["phase2_metric"] in ("word_error_rate", "llm_classification")
