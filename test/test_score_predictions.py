@@ -98,7 +98,8 @@ def test_registry_has_the_contract():
     for name in PREDICTION_SCORERS.choices():
         cls = PREDICTION_SCORERS.get(name)
         assert issubclass(cls, PredictionScorer) and re.match(r"[\w.-]+/[\w.-]+@[0-9a-f]{7,40} \S", cls.official), name
-    assert ItemVerdict("a", None, float("nan"), "r").to_dict() == {"id": "a", "extracted": None, "score": None, "reason": "r"}
+    verdict = ItemVerdict("a", None, float("nan"), "r").to_dict()
+    assert verdict == {"id": "a", "extracted": None, "score": None, "reason": "r"}
 
 
 def write(tmp_path, name, data):
@@ -132,10 +133,12 @@ def test_format_errors_name_the_field(tmp_path):
 
 
 def test_prediction_key_options(tmp_path):
-    row = {**ITEM, "modality": "speech", "category": "Semantic Layer", "model_prediction": "Woman", "model_output": "Man"}
+    row = {**ITEM, "modality": "speech", "category": "Semantic Layer",
+           "model_prediction": "Woman", "model_output": "Man"}
     mmau = write(tmp_path, "p.json", [row])
     assert build_prediction_scorer("mmau").score_file(mmau).items[0].score == 0.0
-    assert build_prediction_scorer("mmau", options={"prediction_key": "model_output"}).score_file(mmau).items[0].score == 1.0
+    by_output = build_prediction_scorer("mmau", options={"prediction_key": "model_output"})
+    assert by_output.score_file(mmau).items[0].score == 1.0
     # MMAR: answer_prediction (the script now) first, model_prediction (its first version) when none has it
     mmar = tmp_path / "p.jsonl"
     mmar.write_text(json.dumps(row) + "\n")
@@ -205,9 +208,11 @@ def test_dynamic_superb_dispatch_and_shared_wer(tmp_path):
     path = tmp_path / "SuperbASR_LibriSpeech-TestClean.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = build_prediction_scorer("dynamic_superb").score_file(path)
-    stage7 = [{"id": r["example_id"], "metric": "wer", "prediction": r["prediction"], "reference": r["label"]} for r in rows]
+    stage7 = [{"id": r["example_id"], "metric": "wer", "prediction": r["prediction"], "reference": r["label"]}
+              for r in rows]
     (wer,) = score_rows(stage7, "asr", {"wer": {"normalizer": "basic"}})
-    assert result.summary["word_error_rate"] == pytest.approx(wer.value) and result.summary["metric"] == "word_error_rate"
+    assert result.summary["metric"] == "word_error_rate"
+    assert result.summary["word_error_rate"] == pytest.approx(wer.value)
     assert [v.score for v in result.items] == [r["score"] for r in stage7]
     assert result.items[2].score is None and "empty reference" in result.items[2].reason
     assert result.summary["verified_against_official"] is False and "not verified" in result.lines[0]
@@ -235,7 +240,7 @@ def test_dynamic_superb_stage7_auto_metric(tmp_path):
         table = pa.table({"file": ["a.wav"], "audio": [{"bytes": b"RIFF0000WAVE", "path": "a.wav"}],
                           "instruction": ["Do it."], "label": ["yes"]})
         pq.write_table(table, tmp_path / task / "data" / "test-00000-of-00001.parquet")
-        loader = build_benchmark({"name": "dynamic_superb", "root": str(tmp_path / task), "audio_dir": str(tmp_path / "wav"),
-                                  "metric": "auto"})
+        loader = build_benchmark({"name": "dynamic_superb", "root": str(tmp_path / task),
+                                  "audio_dir": str(tmp_path / "wav"), "metric": "auto"})
         (row,) = loader.rows()
         assert row["metric"] == metric and row["phase2_metric"] in ("word_error_rate", "llm_classification")

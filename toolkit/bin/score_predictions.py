@@ -39,11 +39,14 @@ def parse_pairs(pairs: list[str], flag: str) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", required=True, help="mmau, mmar, dynamic_superb, voicebench, speech_ifeval, sakura")
+    parser.add_argument("--benchmark", required=True,
+                        help="mmau, mmar, dynamic_superb, voicebench, speech_ifeval, sakura")
     parser.add_argument("--predictions", required=True, type=Path, help="the file the official scorer reads")
-    parser.add_argument("--subset", default=None, help="the benchmark's part the file holds, where rules differ by part")
+    parser.add_argument("--subset", default=None,
+                        help="the benchmark's part the file holds, where rules differ by part")
     parser.add_argument("--judge", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="judge for judged parts, e.g. name=openai model=gpt-4o-mini base_url=http://127.0.0.1:8000/v1")
+                        help="judge for judged parts, e.g. name=openai model=gpt-4o-mini "
+                             "base_url=http://127.0.0.1:8000/v1")
     parser.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE", help="benchmark options")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw the official code makes unseeded")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <predictions stem>.scored/)")

@@ -190,7 +190,8 @@ def build_prediction_scorer(
     load_prediction_scorers()
     if benchmark not in PREDICTION_SCORERS:
         raise RegistryError(
-            f"unknown benchmark '{benchmark}'. Registered prediction scorers: {', '.join(PREDICTION_SCORERS.choices())}. "
+            f"unknown benchmark '{benchmark}'. Registered prediction scorers: "
+            f"{', '.join(PREDICTION_SCORERS.choices())}. "
             f"Fix --benchmark, or add toolkit/score/official/{benchmark}.py with "
             f"@PREDICTION_SCORERS.register('{benchmark}')."
         )

@@ -46,8 +46,8 @@ class DynamicSuperb(Benchmark):
         self.task = task or self.root.name
         self.split = split
         if metric not in ("label_accuracy", "consecutive_words", "wer", "judge", "auto"):
-            raise BenchmarkError(f"dynamic_superb.metric: {metric!r} must be label_accuracy, consecutive_words, wer, judge "
-                                 "or auto")
+            raise BenchmarkError(f"dynamic_superb.metric: {metric!r} must be label_accuracy, consecutive_words, "
+                                 "wer, judge or auto")
         self.phase2_metric = None
         if metric == "auto":
             from toolkit.score.dynamic_superb import RULE_METRICS, task_metric

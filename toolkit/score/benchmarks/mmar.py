@@ -57,4 +57,5 @@ class MMAR(Benchmark):
                 category=item["category"], sub_category=item.get("sub-category"), language=item.get("language"),
             )
         if missing:
-            raise BenchmarkError(f"mmar: {len(missing)} audio files missing under {self.audio_root}, e.g. {missing[:3]}")
+            raise BenchmarkError(f"mmar: {len(missing)} audio files missing under {self.audio_root}, "
+                                 f"e.g. {missing[:3]}")

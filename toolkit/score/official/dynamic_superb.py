@@ -75,14 +75,17 @@ class DynamicSuperbPredictions(PredictionScorer):
         summary.update({metric: value, "unscored": sum(v.score is None for v in items)})
         if unit != "bleu":
             summary["normalizer"] = self.normalizer
-        line = f"{task}: {metric} = {value:.2f} over {len(rows)} items (toolkit rules; not verified against the official code)"
+        line = (f"{task}: {metric} = {value:.2f} over {len(rows)} items "
+                "(toolkit rules; not verified against the official code)")
         return OfficialScore(items, summary, [line])
 
-    def _rule_metric(self, unit: str, ids: list[str], refs: list[str], hyps: list[str]) -> tuple[list[ItemVerdict], float]:
+    def _rule_metric(self, unit: str, ids: list[str], refs: list[str],
+                     hyps: list[str]) -> tuple[list[ItemVerdict], float]:
         from toolkit.score.metrics import bleu, error_rate, normalize
 
         if unit == "bleu":
-            items = [ItemVerdict(i, h, bleu([r], [h]), "sentence BLEU (sacrebleu, 13a)") for i, r, h in zip(ids, refs, hyps)]
+            items = [ItemVerdict(i, h, bleu([r], [h]), "sentence BLEU (sacrebleu, 13a)")
+                     for i, r, h in zip(ids, refs, hyps)]
             return items, bleu(refs, hyps)
         items = []
         for i, r, h in zip(ids, refs, hyps):
@@ -92,5 +95,6 @@ class DynamicSuperbPredictions(PredictionScorer):
                 items.append(ItemVerdict(i, normalize(h, self.normalizer), one["value"],
                                          f"{edits} edit(s) over {one['reference_units']} reference {unit}s"))
             else:
-                items.append(ItemVerdict(i, normalize(h, self.normalizer), None, "empty reference after normalising: not counted"))
+                items.append(ItemVerdict(i, normalize(h, self.normalizer), None,
+                                         "empty reference after normalising: not counted"))
         return items, error_rate(refs, hyps, unit, self.normalizer)["value"]
