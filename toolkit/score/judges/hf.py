@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
@@ -40,7 +41,7 @@ class HFJudge(Judge):
     def name(self) -> str:
         return f"hf:{Path(self.model_path).name}"
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+    def generate(self, conversations: Sequence[Conversation], request: Mapping[str, Any] | None = None) -> list[str]:
         """Greedy answers through the toolkit's one generation path (left padding, KV cache)."""
         from toolkit.models.generation import generate_chat
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from toolkit.score.base import SCORERS, ResultRow, Scorer, percent
-from toolkit.score.judges.base import Judge
+from toolkit.score.judges.base import Judge, request_note
 from toolkit.score.judges.prompts import get_prompt
 
 
@@ -39,7 +39,7 @@ class JudgeScorer(Scorer):
             todo = [r for r in group if r.get("judge_name") != self.judge.name or "judge_output" not in r]
             convs = [prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""), str(r.get("prediction") or ""))
                      for r in todo]
-            for r, answer in zip(todo, self.judge.generate(convs)):
+            for r, answer in zip(todo, self.judge.generate(convs, prompt.request) if todo else []):
                 r["judge_output"] = answer
                 r["judge_name"] = self.judge.name
             scores = []
@@ -55,5 +55,6 @@ class JudgeScorer(Scorer):
                 value = percent(sum(s or 0.0 for s in scores), len(scores))
                 metric = f"judge_accuracy[{name}]"
             results.append(ResultRow("", metric, value, len(group), self.judge.name,
-                                     {"unparsed": unparsed, "prompt_source": prompt.source}))
+                                     {"unparsed": unparsed, "prompt_source": prompt.source,
+                                      "judge_protocol": request_note(self.judge, prompt.request)}))
         return results
