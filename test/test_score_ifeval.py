@@ -87,7 +87,8 @@ def test_missing_punkt_is_a_loud_error(monkeypatch, tmp_path):
     monkeypatch.setenv("DESTA_CACHE", str(tmp_path / "no-cache"))
     try:
         with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
-            check_instruction("length_constraints:number_sentences", "One. Two.", {"num_sentences": 2, "relation": "at least"})
+            check_instruction("length_constraints:number_sentences", "One. Two.",
+                              {"num_sentences": 2, "relation": "at least"})
     finally:
         ifeval.punkt_tokenizer.cache_clear()
 

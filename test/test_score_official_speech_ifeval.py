@@ -56,7 +56,8 @@ def test_number_sentences_verdicts_are_punkt_ones():
     sentence_rows = [i for i, r in enumerate(rows_of("creative_writing"))
                      if r["instruction_id_list"] == ["length_constraints:number_sentences"]]
     assert len(sentence_rows) == 9
-    assert [result.items[i].extracted for i in sentence_rows] == [official[i]["follow_instruction_list"] for i in sentence_rows]
+    got = [result.items[i].extracted for i in sentence_rows]
+    assert got == [official[i]["follow_instruction_list"] for i in sentence_rows]
     assert {result.items[i].score for i in sentence_rows} == {0.0, 1.0}
 
 
@@ -78,7 +79,8 @@ def test_judged_step_agrees_with_llm_evaluation_per_item(name):
 def test_judged_step_rescores_the_official_tmp_file_without_a_judge(tmp_path):
     official = expected("llm_eval@closed_ended_questions-woprompt")
     tmp = tmp_path / "closed_ended_questions-woprompt.jsonl"
-    rows = [dict(r, eval_response=o["eval_response"]) for r, o in zip(rows_of("closed_ended_questions-woprompt"), official["items"])]
+    rows = [dict(r, eval_response=o["eval_response"])
+            for r, o in zip(rows_of("closed_ended_questions-woprompt"), official["items"])]
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = build_prediction_scorer("speech_ifeval").score_file(tmp)
     assert [i.score for i in result.items] == [float(o["correct"]) for o in official["items"]]

@@ -176,14 +176,16 @@ def _build_nltk_punkt(asset: Asset, out: Path, ctx: BuildContext) -> None:
     with zipfile.ZipFile(ctx.wheel("llama-index-core")) as archive:
         members = [m for m in archive.namelist() if m.startswith(PUNKT_TAB_PREFIX) and not m.endswith("/")]
         if not any(m.startswith(PUNKT_TAB_PREFIX + "english/") for m in members):
-            raise FileNotFoundError(f"{ctx.wheel('llama-index-core')} has no {PUNKT_TAB_PREFIX}english/; is it the pinned version?")
+            raise FileNotFoundError(f"{ctx.wheel('llama-index-core')} has no {PUNKT_TAB_PREFIX}english/; "
+                                    "is it the pinned version?")
         for member in members:
             target = dest / member[len(PUNKT_TAB_PREFIX):]
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(member) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     (out / "LICENSE.txt").write_text(
-        "NLTK Punkt models (punkt_tab; NLTK data, Apache-2.0) from PyPI llama-index-core==0.14.25's _static/nltk_cache.\n"
+        "NLTK Punkt models (punkt_tab; NLTK data, Apache-2.0) from PyPI llama-index-core==0.14.25's\n"
+        "_static/nltk_cache.\n"
     )
 
 

@@ -74,6 +74,6 @@ def accuracy_report(judgements: Mapping[str, str]) -> tuple[dict[str, Any], list
     acc = (correct / total) * 100 if total else float("nan")
     lines += [f"Correct count: {correct}", f"Incorrect count: {incorrect}", f"Total count: {total}",
               f"Accuracy: {acc:.2f}%"]
-    summary = {"accuracy": round(acc, 2), "correct": correct, "incorrect": incorrect, "invalid": total - correct - incorrect,
-               "total": total}
+    summary = {"accuracy": round(acc, 2), "correct": correct, "incorrect": incorrect,
+               "invalid": total - correct - incorrect, "total": total}
     return summary, lines

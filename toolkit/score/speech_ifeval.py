@@ -104,7 +104,7 @@ def verdict(metric: str, eval_response: str, label: str | None) -> tuple[Any, fl
 
 
 def report(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """Summary and printed lines of judged rows (``metric``, ``dataset``, ``label``, ``eval_response``), as the official.
+    """Summary and printed lines of judged rows (``metric``, ``dataset``, ``label``, ``eval_response``).
 
     Accuracy groups are per ``dataset`` for ``accuracy`` rows and one ``cot`` group, in first-seen
     order; ``WER`` is the corpus WER over the ``wer`` rows.

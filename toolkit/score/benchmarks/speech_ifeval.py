@@ -41,7 +41,8 @@ class SpeechIFEval(Benchmark):
         if step not in ("auto", "ifeval", "llm"):
             raise BenchmarkError(f"speech_ifeval.step: {step!r} is not one of auto, ifeval, llm")
         if step == "ifeval" and subset not in IFEVAL_SUBSETS:
-            raise BenchmarkError(f"speech_ifeval.step: ifeval needs subset {' or '.join(IFEVAL_SUBSETS)}, not {subset!r}")
+            raise BenchmarkError(f"speech_ifeval.step: ifeval needs subset {' or '.join(IFEVAL_SUBSETS)}, "
+                                 f"not {subset!r}")
         if step == "llm" and subset == "creative_writing":
             raise BenchmarkError("speech_ifeval.step: creative_writing has no judged task (its rows' metric is 'open')")
         self.subset = subset

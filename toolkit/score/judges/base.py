@@ -4,8 +4,9 @@ A judge turns chat conversations (``[{"role": "system"|"user", "content": str}, 
 answers.  A benchmark whose official judge call sends particular request fields (SAKURA: temperature
 0 and top_p 0.9; Speech-IFEval: none at all, the API's defaults) passes them as ``request``: the
 ``openai`` judge then sends exactly those fields, the local judges (``hf``, ``vllm``) decode greedily
-whatever the request says, and :func:`request_note` says which happened.  ``name`` identifies it in every score row it produced (``hf:<dir>``,
-``openai:<model>@<url>``), so a judged number never travels without its judge.
+whatever the request says, and :func:`request_note` says which happened.  ``name`` identifies the
+judge in every score row it produced (``hf:<dir>``, ``openai:<model>@<url>``), so a judged number never
+travels without its judge.
 """
 
 from __future__ import annotations

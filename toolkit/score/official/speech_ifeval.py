@@ -107,8 +107,8 @@ class SpeechIFEvalPredictions(PredictionScorer):
             items.append(ItemVerdict(self._item_id(row, i), extracted, score, reason))
         summary, lines = rules.report(judged)
         if self.judge is not None and "eval_response" not in rows[0]:
-            notes = {"judge": self.judge.name, "judge_protocol": request_note(self.judge, rules.judge_request("accuracy")),
-                     "official_judge": rules.JUDGE_MODEL}
+            notes = {"judge": self.judge.name, "official_judge": rules.JUDGE_MODEL,
+                     "judge_protocol": request_note(self.judge, rules.judge_request("accuracy"))}
         return OfficialScore(items, {**summary, **notes}, lines)
 
     def _judge_replies(self, path: Path, rows: list[dict[str, Any]]) -> list[str] | None:
@@ -125,7 +125,8 @@ class SpeechIFEvalPredictions(PredictionScorer):
             idx = [i for i, r in enumerate(rows) if r["metric"] == metric]
             if not idx:
                 continue
-            convs = [rules.judge_messages(metric, rules.instruction_for_judge(rows[i].get("instruction", ""), path.stem),
+            convs = [rules.judge_messages(metric, rules.instruction_for_judge(rows[i].get("instruction", ""),
+                                                                              path.stem),
                                           rows[i].get("label"), rows[i]["response"]) for i in idx]
             for i, reply in zip(idx, self.judge.generate(convs, rules.judge_request(metric))):
                 replies[i] = reply

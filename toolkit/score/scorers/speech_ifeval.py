@@ -36,8 +36,8 @@ class SpeechIFEvalLLMScorer(Scorer):
                     and (r.get("judge_name") != self.judge.name or "judge_output" not in r)]
             if not todo:
                 continue
-            convs = [rules.judge_messages(metric, str(r.get("prompt") or ""), r.get("reference"), str(r.get("prediction") or ""))
-                     for r in todo]
+            convs = [rules.judge_messages(metric, str(r.get("prompt") or ""), r.get("reference"),
+                                          str(r.get("prediction") or "")) for r in todo]
             for r, answer in zip(todo, self.judge.generate(convs, rules.judge_request(metric))):
                 r["judge_output"], r["judge_name"] = answer, self.judge.name
         judged = [{"metric": r["task_metric"], "dataset": r.get("dataset"), "label": r.get("reference"),
