@@ -32,7 +32,10 @@ class OfficialReplayJudge(Judge):
     def name(self) -> str:
         return "replay:official"
 
-    def generate(self, conversations, request=None):
+    def generate(self, conversations):
+        raise AssertionError("the official scripts ask with their own request fields; generate() was called")
+
+    def ask(self, conversations, request):
         out = []
         for conv in conversations:
             key = json.dumps(conv, ensure_ascii=False)

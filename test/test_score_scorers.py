@@ -95,9 +95,12 @@ class FakeJudge(Judge):
     def name(self):
         return "fake:judge"
 
-    def generate(self, conversations, request=None):
-        self.calls += len(conversations)
+    def ask(self, conversations, request):
         self.requests.append(request)
+        return self.generate(conversations)
+
+    def generate(self, conversations):
+        self.calls += len(conversations)
         out = []
         for conv in conversations:
             user = conv[-1]["content"]

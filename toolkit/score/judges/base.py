@@ -1,10 +1,10 @@
 """The judge interface and registry.
 
 A judge turns chat conversations (``[{"role": "system"|"user", "content": str}, ...]``) into
-answers.  A benchmark whose official judge call sends particular request fields (SAKURA: temperature
-0 and top_p 0.9; Speech-IFEval: none at all, the API's defaults) passes them as ``request``: the
-``openai`` judge then sends exactly those fields, the local judges (``hf``, ``vllm``) decode greedily
-whatever the request says, and :func:`request_note` says which happened.  ``name`` identifies the
+answers, greedily (:meth:`Judge.generate`).  A benchmark whose official judge call sends particular
+request fields (SAKURA: temperature 0 and top_p 0.9; Speech-IFEval: none at all, the API's defaults)
+asks with :meth:`Judge.ask`: the ``openai`` judge then sends exactly those fields, the local judges
+(``hf``, ``vllm``) answer greedily, and :func:`request_note` says which happened.  ``name`` identifies the
 judge in every score row it produced (``hf:<dir>``, ``openai:<model>@<url>``), so a judged number never
 travels without its judge.
 """
@@ -32,22 +32,24 @@ class Judge(abc.ABC):
     def name(self) -> str:
         """Identifies the judge in every score row it produced."""
 
-    #: True when ``generate`` sends a ``request``'s fields as they are (an API judge); local judges decode greedily.
+    #: True when :meth:`ask` sends a request's fields as they are (an API judge); local judges answer greedily.
     applies_request: bool = False
 
     @abc.abstractmethod
-    def generate(self, conversations: Sequence[Conversation], request: Mapping[str, Any] | None = None) -> list[str]:
-        """One answer per conversation, in order.
+    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+        """One answer per conversation, in order."""
 
-        ``request``: the sampling fields the benchmark's official judge call sends (``{}``: none);
-        ``None``: the judge's own configured settings.
+    def ask(self, conversations: Sequence[Conversation], request: Mapping[str, Any]) -> list[str]:
+        """One answer per conversation, asked the way the benchmark's official judge call asks.
+
+        ``request``: the sampling fields that call sends (``{}``: none, the API's defaults).  An API
+        judge sends exactly those (``applies_request``); a local judge answers greedily, as here.
         """
+        return self.generate(conversations)
 
 
-def request_note(judge: Judge, request: Mapping[str, Any] | None) -> str:
+def request_note(judge: Judge, request: Mapping[str, Any]) -> str:
     """One line for a results table: which request protocol actually reached the judge."""
-    if request is None:
-        return f"{judge.name} with its own settings"
     fields = ", ".join(f"{k}={v}" for k, v in request.items()) or "no sampling fields (API defaults)"
     if judge.applies_request:
         return f"{judge.name} sent the official request: {fields}"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
@@ -41,7 +40,7 @@ class HFJudge(Judge):
     def name(self) -> str:
         return f"hf:{Path(self.model_path).name}"
 
-    def generate(self, conversations: Sequence[Conversation], request: Mapping[str, Any] | None = None) -> list[str]:
+    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         """Greedy answers through the toolkit's one generation path (left padding, KV cache)."""
         from toolkit.models.generation import generate_chat
 

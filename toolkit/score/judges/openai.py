@@ -24,8 +24,8 @@ class OpenAIJudge(Judge):
         max_retries: retries per request after the first try.
         backoff_s: first retry delay; doubles each retry.
         timeout_s: per-request timeout.
-        temperature: sampling temperature (0: greedy); ``None``: not sent.  A benchmark's official request,
-            when it passes one to ``generate``, replaces ``temperature``, ``top_p`` and ``max_tokens``.
+        temperature: sampling temperature (0: greedy); ``None``: not sent.  A benchmark that asks with its
+            official request (:meth:`ask`) sends that request's fields instead of these three.
         top_p: nucleus sampling parameter sent with the request (``None``: not sent).
         max_tokens: answer length limit.
     """
@@ -50,8 +50,14 @@ class OpenAIJudge(Judge):
     def name(self) -> str:
         return f"openai:{self.endpoint.model}@{self.endpoint.base_url}"
 
-    def generate(self, conversations: Sequence[Conversation], request: Mapping[str, Any] | None = None) -> list[str]:
-        fields = dict(request) if request is not None else self.fields
+    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+        return self._complete(conversations, self.fields)
+
+    def ask(self, conversations: Sequence[Conversation], request: Mapping[str, Any]) -> list[str]:
+        """Exactly the official request's fields (``{}``: only model and messages), not this judge's settings."""
+        return self._complete(conversations, dict(request))
+
+    def _complete(self, conversations: Sequence[Conversation], fields: Mapping[str, Any]) -> list[str]:
         try:
             return [g.text for g in self.endpoint.complete(conversations, fields)]
         except ChatEndpointError as err:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
@@ -40,5 +39,5 @@ class VLLMJudge(Judge):
     def name(self) -> str:
         return f"vllm:{Path(self.model_path).name}"
 
-    def generate(self, conversations: Sequence[Conversation], request: Mapping[str, Any] | None = None) -> list[str]:
+    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         return [g.text for g in self.backend.generate(conversations)]

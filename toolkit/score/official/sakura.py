@@ -44,7 +44,7 @@ class SakuraPredictions(PredictionScorer):
                                      [f"{len(items)} items need a judge; none was given, nothing was scored"])
             convs = [rules.judge_messages(str(r["instruction"]), str(r["label"]), str(r["response"]))
                      for r in results.values()]
-            replies = self.judge.generate(convs, rules.judge_request())
+            replies = self.judge.ask(convs, rules.judge_request())
             judgements = {k: rules.extract_judgement(reply)["Judgement"] for k, reply in zip(results, replies)}
             notes = {"judge": self.judge.name, "judge_protocol": request_note(self.judge, rules.judge_request()),
                      "official_judge": rules.JUDGE_MODEL}

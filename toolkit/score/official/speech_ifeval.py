@@ -128,7 +128,7 @@ class SpeechIFEvalPredictions(PredictionScorer):
             convs = [rules.judge_messages(metric, rules.instruction_for_judge(rows[i].get("instruction", ""),
                                                                               path.stem),
                                           rows[i].get("label"), rows[i]["response"]) for i in idx]
-            for i, reply in zip(idx, self.judge.generate(convs, rules.judge_request(metric))):
+            for i, reply in zip(idx, self.judge.ask(convs, rules.judge_request(metric))):
                 replies[i] = reply
         return replies
 

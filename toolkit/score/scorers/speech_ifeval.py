@@ -38,7 +38,7 @@ class SpeechIFEvalLLMScorer(Scorer):
                 continue
             convs = [rules.judge_messages(metric, str(r.get("prompt") or ""), r.get("reference"),
                                           str(r.get("prediction") or "")) for r in todo]
-            for r, answer in zip(todo, self.judge.generate(convs, rules.judge_request(metric))):
+            for r, answer in zip(todo, self.judge.ask(convs, rules.judge_request(metric))):
                 r["judge_output"], r["judge_name"] = answer, self.judge.name
         judged = [{"metric": r["task_metric"], "dataset": r.get("dataset"), "label": r.get("reference"),
                    "eval_response": r["judge_output"]} for r in rows]
