@@ -154,3 +154,23 @@ def test_openai_judge_sends_exactly_the_official_request(monkeypatch):
     monkeypatch.setattr(unset.endpoint, "complete", lambda convs, fields: sent.append(dict(fields)) or [])
     unset.generate([])
     assert sent[-1] == {"max_tokens": 512}
+
+
+def test_desta2_published_outputs():
+    """DeSTA2's published Speech-IFEval outputs (kehanlu/Speech-IFEval, outputs/DeSTA-ntu--DeSTA2-8B-beta/) give the
+    README's following rates, and every item agrees with the official reports published beside them."""
+    import os
+
+    root = Path(os.environ.get("DESTA_SPEECH_IFEVAL_OUTPUTS", "/nonexistent"))
+    if not (root / "closed_ended_questions.jsonl").is_file():
+        pytest.skip("set DESTA_SPEECH_IFEVAL_OUTPUTS to a Speech-IFEval checkout's outputs/DeSTA-ntu--DeSTA2-8B-beta")
+    rates = {}
+    for name in ("closed_ended_questions", "creative_writing"):
+        result = build_prediction_scorer("speech_ifeval").score_file(root / f"{name}.jsonl")
+        published = [json.loads(line) for line in open(root / "reports" / f"rule_eval@{name}.jsonl.jsonl")]
+        assert [i.extracted for i in result.items] == [p["follow_instruction_list"] for p in published]
+        rates[name] = round(100 * result.summary["ALL"], 2)
+    cot = build_prediction_scorer("speech_ifeval").score_file(root / "reports" / "tmp" / "chain-of-thought.jsonl")
+    rates["cot"] = round(100 * cot.summary["cot ACC"], 2)
+    assert rates == {"closed_ended_questions": 83.71, "creative_writing": 91.75, "cot": 91.5}
+    # (the README's IFrate for DeSTA2, 89.23, is not the mean of its three rates, 88.99; we report the three)
