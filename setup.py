@@ -32,6 +32,8 @@ setup(
         "safetensors",
         "tqdm",
         "whisper-normalizer",
+        # IFEval's sentence counting: NLTK's Punkt (its data: the pinned nltk-punkt asset, tools/prepare_assets.py)
+        "nltk==3.9.1",
         "sacrebleu",
         "matplotlib",
         "pyarrow",

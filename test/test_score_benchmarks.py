@@ -93,7 +93,15 @@ def test_speech_ifeval(tmp_path):
     assert row["task_metric"] == "wer" and row["reference"] == "HE SAT DOWN"
     build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "subset": "chain-of-thought"}).write_manifest(out)
     row = read_manifest(out)[0]
-    assert row["metric"] == "judge" and row["judge_prompt"] == "speech_ifeval_cot" and row["id"] == "sifeval_chain-of-thought_0"
+    assert row["metric"] == "speech_ifeval_llm" and row["task_metric"] == "cot"
+    assert row["id"] == "sifeval_chain-of-thought_0"
+    # the task-level accuracy with constraints (Table 4): the same closed-ended rows, judged
+    build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "step": "llm"}).write_manifest(out)
+    row = read_manifest(out)[0]
+    assert row["metric"] == "speech_ifeval_llm" and row["task_metric"] == "wer" and "instruction_id_list" not in row
+    with pytest.raises(BenchmarkError, match="needs subset"):
+        build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "subset": "chain-of-thought",
+                         "step": "ifeval"})
 
 
 def audio_struct(n):

@@ -3,7 +3,7 @@
 import pytest
 
 from toolkit.score import ifeval
-from toolkit.score.ifeval import check_instruction, check_instruction_loose, evaluate_response, regex_sentences
+from toolkit.score.ifeval import check_instruction, check_instruction_loose, count_sentences, evaluate_response
 
 
 def ok(iid, response, variant="speech_ifeval", **kwargs):
@@ -73,10 +73,24 @@ def test_keywords_and_counts():
     assert not ok("length_constraints:number_sentences", text, num_sentences=5, relation="at least")
 
 
-def test_regex_sentence_splitter():
-    assert regex_sentences("Dr. Smith came. He left at 3.5 p.m. today! Why?") == [
-        "Dr. Smith came.", "He left at 3.5 p.m. today!", "Why?"]
-    assert regex_sentences("") == []
+def test_sentences_are_counted_by_punkt():
+    # Punkt knows "Dr." and "3.5" and does not split at a lower-case "today" after "p.m."
+    assert count_sentences("Dr. Smith came. He left at 3.5 p.m. today! Why?") == 3
+    assert count_sentences("") == 0
+
+
+def test_missing_punkt_is_a_loud_error(monkeypatch, tmp_path):
+    import nltk
+
+    ifeval.punkt_tokenizer.cache_clear()
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    monkeypatch.setenv("DESTA_CACHE", str(tmp_path / "no-cache"))
+    try:
+        with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
+            check_instruction("length_constraints:number_sentences", "One. Two.",
+                              {"num_sentences": 2, "relation": "at least"})
+    finally:
+        ifeval.punkt_tokenizer.cache_clear()
 
 
 def test_loose_mode_drops_first_line_and_stars():

@@ -89,10 +89,15 @@ class FakeJudge(Judge):
 
     def __init__(self):
         self.calls = 0
+        self.requests = []
 
     @property
     def name(self):
         return "fake:judge"
+
+    def ask(self, conversations, request):
+        self.requests.append(request)
+        return self.generate(conversations)
 
     def generate(self, conversations):
         self.calls += len(conversations)
@@ -117,6 +122,7 @@ def test_judge_scorer_names_judge_and_reuses_answers():
     assert overall.metric == "judge_accuracy[sakura]" and overall.judge == "fake:judge"
     assert overall.value == pytest.approx(100 / 3) and overall.extra["unparsed"] == 1
     assert judge.calls == 3  # the per-dataset breakdown reused the answers
+    assert judge.requests == [{"temperature": 0.0, "top_p": 0.9}]  # SAKURA's official request fields
     assert {r.set for r in results} == {"sakura", "sakura[dataset=x]", "sakura[dataset=y]"}
 
 

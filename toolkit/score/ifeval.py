@@ -24,10 +24,10 @@ check passes on any of 8 variants (the response, with ``*`` removed, without its
 without its last line, without both, and those three with ``*`` removed).  An empty (blank)
 response fails every instruction.
 
-Sentence counting (``length_constraints:number_sentences``): the official code counts sentences
-with NLTK's Punkt English model.  We use it when ``nltk`` and its ``punkt_tab`` data are installed
-(``NLTK_DATA``; the ``llama-index-core`` wheel carries a copy), else a documented regular-expression
-splitter (:func:`regex_sentences`); the scorer reports which one ran.
+Sentence counting (``length_constraints:number_sentences``): NLTK's Punkt English model, as the
+official code (:func:`punkt_tokenizer`; the pinned ``nltk-punkt`` asset, extracted from the
+``llama-index-core`` wheel).  Without it the check fails loudly (:class:`PunktMissingError`); there is
+no fallback splitter, since any other splitter gives different verdicts.
 """
 
 from __future__ import annotations
@@ -56,57 +56,53 @@ def count_words(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd", "co",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "fig", "u.s",
-}
+class PunktMissingError(IFEvalError):
+    """NLTK or its Punkt sentence model is not installed; ``number_sentences`` cannot be checked."""
 
 
-def regex_sentences(text: str) -> list[str]:
-    """A small rule-based splitter used when NLTK's Punkt is not available.
-
-    Rule: a sentence ends at ``.``, ``!`` or ``?`` (possibly repeated, possibly followed by a
-    closing quote or bracket) followed by white space and the end of text, or by white space and
-    an upper-case letter, digit or opening quote; not after a known abbreviation (Mr., Dr.,
-    e.g., etc.) or a single initial (``J. Smith``).  Agrees with Punkt on ordinary prose; Punkt
-    also learns abbreviations and handles lower-case sentence starts, where the two may differ.
-    """
-    text = text.strip()
-    if not text:
-        return []
-    sentences, start = [], 0
-    for m in re.finditer(r"[.!?]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9]|\s*$)", text):
-        before = text[start : m.start()].split()
-        last = before[-1].lower().rstrip(".") if before else ""
-        if m.group().startswith(".") and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
-            continue
-        sentences.append(text[start : m.end()].strip())
-        start = m.end()
-    if text[start:].strip():
-        sentences.append(text[start:].strip())
-    return sentences
+PUNKT_FIX = ("Fix: `pip install nltk==3.9.1` and `python tools/prepare_assets.py --only nltk-punkt` (the pinned Punkt "
+             "model from the llama-index-core wheel), or point $NLTK_DATA at a folder holding tokenizers/punkt_tab")
 
 
 @lru_cache(maxsize=1)
-def _punkt():
-    """NLTK's Punkt English tokenizer, or None when nltk or its punkt_tab data are missing."""
-    try:
-        from nltk.tokenize import PunktTokenizer
+def punkt_tokenizer():
+    """NLTK's Punkt English sentence tokenizer, the one the official code counts sentences with.
 
+    Speech-IFEval's ``instructions_util.count_sentences`` loads ``tokenizers/punkt/english.pickle``;
+    NLTK >= 3.9 serves that name with the pickle-free ``PunktTokenizer("english")`` (punkt_tab data),
+    which is what this returns.  The pinned ``nltk-punkt`` asset is searched first, then NLTK's own
+    paths.  There is no fallback splitter: a missing model raises :class:`PunktMissingError`.
+    """
+    try:
+        import nltk
+        from nltk.tokenize import PunktTokenizer
+    except ImportError as err:
+        raise PunktMissingError(f"length_constraints:number_sentences needs NLTK's Punkt model, but nltk is not "
+                                f"installed ({err}). {PUNKT_FIX}") from err
+    from toolkit.assets import asset_dir, asset_ready
+
+    if asset_ready("nltk-punkt"):
+        path = str(asset_dir("nltk-punkt"))
+        if path not in nltk.data.path:
+            nltk.data.path.insert(0, path)
+    try:
         return PunktTokenizer("english")
-    except (ImportError, LookupError, OSError):
-        return None
+    except LookupError as err:
+        raise PunktMissingError(f"length_constraints:number_sentences needs NLTK's Punkt model "
+                                f"(tokenizers/punkt_tab/english), which was not found. {PUNKT_FIX}") from err
 
 
 def sentence_splitter_name() -> str:
-    """``"punkt"`` when NLTK Punkt is used for sentence counting, else ``"regex"``."""
-    return "punkt" if _punkt() is not None else "regex"
+    """Which sentence splitter counts sentences (for results tables); raises when Punkt is missing."""
+    import nltk
+
+    punkt_tokenizer()
+    return f"nltk {nltk.__version__} punkt_tab (english)"
 
 
 def count_sentences(text: str) -> int:
-    """Number of sentences: NLTK Punkt (English) when available, else :func:`regex_sentences`."""
-    tok = _punkt()
-    return len(tok.tokenize(text)) if tok is not None else len(regex_sentences(text))
+    """Number of sentences by NLTK Punkt (English), as the official ``count_sentences``."""
+    return len(punkt_tokenizer().tokenize(text))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """The judge interface and registry.
 
 A judge turns chat conversations (``[{"role": "system"|"user", "content": str}, ...]``) into
-answers, greedily.  ``name`` identifies it in every score row it produced (``hf:<dir>``,
-``openai:<model>@<url>``), so a judged number never travels without its judge.
+answers, greedily (:meth:`Judge.generate`).  A benchmark whose official judge call sends particular
+request fields (SAKURA: temperature 0 and top_p 0.9; Speech-IFEval: none at all, the API's defaults)
+asks with :meth:`Judge.ask`: the ``openai`` judge then sends exactly those fields, the local judges
+(``hf``, ``vllm``) answer greedily, and :func:`request_note` says which happened.  ``name`` identifies the
+judge in every score row it produced (``hf:<dir>``, ``openai:<model>@<url>``), so a judged number never
+travels without its judge.
 """
 
 from __future__ import annotations
@@ -28,9 +32,28 @@ class Judge(abc.ABC):
     def name(self) -> str:
         """Identifies the judge in every score row it produced."""
 
+    #: True when :meth:`ask` sends a request's fields as they are (an API judge); local judges answer greedily.
+    applies_request: bool = False
+
     @abc.abstractmethod
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         """One answer per conversation, in order."""
+
+    def ask(self, conversations: Sequence[Conversation], request: Mapping[str, Any]) -> list[str]:
+        """One answer per conversation, asked the way the benchmark's official judge call asks.
+
+        ``request``: the sampling fields that call sends (``{}``: none, the API's defaults).  An API
+        judge sends exactly those (``applies_request``); a local judge answers greedily, as here.
+        """
+        return self.generate(conversations)
+
+
+def request_note(judge: Judge, request: Mapping[str, Any]) -> str:
+    """One line for a results table: which request protocol actually reached the judge."""
+    fields = ", ".join(f"{k}={v}" for k, v in request.items()) or "no sampling fields (API defaults)"
+    if judge.applies_request:
+        return f"{judge.name} sent the official request: {fields}"
+    return f"{judge.name} decodes greedily (a local judge); the official request is {fields}"
 
 
 JUDGES = Registry("judge", base=Judge)

@@ -6,23 +6,40 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 PROMPTS_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_prompts.yaml"
 
 
+DEFAULT_PLACEHOLDERS = (("question", "{question}"), ("reference", "{reference}"), ("prediction", "{prediction}"))
+
+
 @dataclass(frozen=True)
 class JudgePrompt:
-    """A benchmark's judge prompt: system and user templates, answer parser, where it comes from."""
+    """A benchmark's judge prompt: system and user templates, answer parser, where it comes from.
+
+    ``placeholders``: (field, placeholder) pairs in the order they are replaced; a benchmark whose
+    official script uses its own placeholder strings and order keeps them (SAKURA replaces
+    ``[QUESTION]``, then ``[MODEL_GENERATED_RESPONSE]``, then ``[GROUND_TRUTH_ANSWER]``), so an answer
+    that contains a placeholder is filled in exactly as the official script fills it.
+    ``request``: the sampling fields the official judge call sends (``{}``: none, the API's defaults;
+    ``None``: the file names none and the judge's own settings apply).
+    """
 
     name: str
     system: str
     user: str
     parser: str
     source: str
+    placeholders: tuple[tuple[str, str], ...] = DEFAULT_PLACEHOLDERS
+    request: dict[str, Any] | None = None
 
     def messages(self, question: str, reference: str, prediction: str) -> list[dict[str, str]]:
-        """The chat conversation for one answer (placeholders filled by plain replacement)."""
-        user = self.user.replace("{question}", question).replace("{reference}", reference).replace("{prediction}", prediction)
+        """The chat conversation for one answer (placeholders filled by plain replacement, in order)."""
+        values = {"question": question, "reference": reference, "prediction": prediction}
+        user = self.user
+        for field, placeholder in self.placeholders:
+            user = user.replace(placeholder, values[field])
         msgs = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + [{"role": "user", "content": user}]
 
@@ -32,18 +49,24 @@ class JudgePrompt:
 
 
 def parse_sakura(answer: str) -> float | None:
-    """SAKURA: ``Explanation: ...\\nJudgement: <correct|incorrect>`` (regex of its llm_judge.py)."""
-    m = re.search(r"Explanation: (.*?)\nJudgement: (.*?)(?:\n\n|$)", answer, re.DOTALL)
-    if not m:
-        return None
-    verdict = m.group(2).lower().strip().strip('"').strip()
-    return {"correct": 1.0, "incorrect": 0.0}.get(verdict)
+    """SAKURA: ``Explanation: ...\\nJudgement: <correct|incorrect>``, parsed as its ``llm_judge.py`` +
+    ``calculate_acc.py`` do (see :mod:`toolkit.score.sakura`); ``None`` for an invalid judgement."""
+    from toolkit.score.sakura import judgement_score
+
+    return judgement_score(answer)
 
 
 def parse_result_yes_no(answer: str) -> float | None:
-    """Speech-IFEval: the first ``Result: YES|NO`` (case-insensitive)."""
-    m = re.search(r"(?i)(?<=result:\s)(yes|no)", answer)
-    return None if not m else float(m.group(0).lower() == "yes")
+    """Speech-IFEval: the first ``Result: YES|NO`` (see :func:`toolkit.score.speech_ifeval.extract_result`)."""
+    from toolkit.score.speech_ifeval import extract_result
+
+    found = extract_result(answer)
+    return None if found is None else float(found.lower() == "yes")
+
+
+def parse_transcript(answer: str) -> float | None:
+    """Speech-IFEval ``wer``: the judge's answer is the transcript itself; it is scored by WER, not here."""
+    return None
 
 
 def parse_yes_no(answer: str) -> float | None:
@@ -64,6 +87,7 @@ def parse_rating(answer: str) -> float | None:
 PARSERS = {
     "sakura_judgement": parse_sakura,
     "result_yes_no": parse_result_yes_no,
+    "transcript": parse_transcript,
     "yes_no": parse_yes_no,
     "rating": parse_rating,
 }
@@ -79,7 +103,14 @@ def load_prompts() -> dict[str, JudgePrompt]:
     for name, node in data.items():
         if node["parser"] not in PARSERS:
             raise ValueError(f"{PROMPTS_FILE}: prompt '{name}' has unknown parser {node['parser']!r}; known: {', '.join(PARSERS)}")
-        out[name] = JudgePrompt(name, node.get("system", ""), node["user"], node["parser"], node.get("source", ""))
+        placeholders = tuple((f, p) for f, p in node.get("placeholders", DEFAULT_PLACEHOLDERS))
+        bad = [f for f, _ in placeholders if f not in ("question", "reference", "prediction")]
+        if bad:
+            raise ValueError(f"{PROMPTS_FILE}: prompt '{name}' has placeholders for unknown field(s) {bad}; "
+                             "known: question, reference, prediction")
+        request = node.get("request")
+        out[name] = JudgePrompt(name, node.get("system", ""), node["user"], node["parser"], node.get("source", ""),
+                                placeholders, dict(request) if request is not None else None)
     return out
 
 

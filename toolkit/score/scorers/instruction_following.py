@@ -69,8 +69,9 @@ class IFEvalScorer(Scorer):
             "ifeval_prompt_loose": percent(prompt_loose, n_rows),
         }
         values["ifeval_final"] = sum(values.values()) / 4 if n_rows else float("nan")
-        extra: dict[str, Any] = {"variant": "+".join(sorted(variants_used)) or self.variant, "sentence_splitter": sentence_splitter_name(),
-                                 "instructions": n_inst}
+        extra: dict[str, Any] = {"variant": "+".join(sorted(variants_used)) or self.variant, "instructions": n_inst}
+        if any("length_constraints:number_sentences" in (r.get("instruction_id_list") or []) for r in rows):
+            extra["sentence_splitter"] = sentence_splitter_name()  # Punkt; its absence already failed the check
         if unsupported:
             extra["unsupported_instructions_skipped"] = dict(unsupported)
         if "ifeval" in variants_used:

@@ -8,6 +8,10 @@ as wrong (SAKURA and Speech-IFEval count them in the total too) and are reported
 ``unparsed`` (for ratings they are left out of the mean, where VoiceBench would crash).
 Every row carries the judge's name; the judge's raw answer is kept per utterance, and a row
 already judged by the same judge is not sent again (breakdowns reuse it).
+
+A prompt's official request fields (``request`` in the prompt file: SAKURA's temperature 0 and top_p
+0.9, Speech-IFEval's none) go with every call (:meth:`Judge.ask`); ``judge_protocol`` says whether the
+judge applied them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from toolkit.score.base import SCORERS, ResultRow, Scorer, percent
-from toolkit.score.judges.base import Judge
+from toolkit.score.judges.base import Judge, request_note
 from toolkit.score.judges.prompts import get_prompt
 
 
@@ -39,7 +43,9 @@ class JudgeScorer(Scorer):
             todo = [r for r in group if r.get("judge_name") != self.judge.name or "judge_output" not in r]
             convs = [prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""), str(r.get("prediction") or ""))
                      for r in todo]
-            for r, answer in zip(todo, self.judge.generate(convs)):
+            answers = [] if not todo else (self.judge.generate(convs) if prompt.request is None
+                                           else self.judge.ask(convs, prompt.request))
+            for r, answer in zip(todo, answers):
                 r["judge_output"] = answer
                 r["judge_name"] = self.judge.name
             scores = []
@@ -55,5 +61,7 @@ class JudgeScorer(Scorer):
                 value = percent(sum(s or 0.0 for s in scores), len(scores))
                 metric = f"judge_accuracy[{name}]"
             results.append(ResultRow("", metric, value, len(group), self.judge.name,
-                                     {"unparsed": unparsed, "prompt_source": prompt.source}))
+                                     {"unparsed": unparsed, "prompt_source": prompt.source,
+                                      "judge_protocol": "1 greedy answer" if prompt.request is None
+                                      else request_note(self.judge, prompt.request)}))
         return results
