@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("hf")
@@ -46,6 +46,22 @@ class HFJudge(Judge):
 
         prepared = [self._fold_system_if_refused(c) for c in conversations]
         return [g.text for g in generate_chat(self.llm, prepared, self.settings, batch_size=self.batch_size)]
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation, sampled in one batch (each copy draws its own tokens).
+
+        Sampling is seeded with ``protocol.seed``, so a rerun gives the same answers.
+        """
+        from dataclasses import replace
+
+        from toolkit.models.generation import generate_chat
+
+        settings = replace(self.settings, do_sample=True, temperature=protocol.temperature, top_p=protocol.top_p,
+                           max_new_tokens=protocol.max_tokens, seed=protocol.seed)
+        n = protocol.samples
+        prepared = [self._fold_system_if_refused(c) for c in conversations for _ in range(n)]
+        texts = [g.text for g in generate_chat(self.llm, prepared, settings, batch_size=self.batch_size)]
+        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]
 
     def _fold_system_if_refused(self, conversation: Conversation) -> Conversation:
         """Templates that refuse a system turn (Gemma, Mistral) get it folded into the first user turn."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from toolkit.models.chat_endpoint import ChatEndpoint, ChatEndpointError
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("openai")
@@ -49,3 +49,16 @@ class OpenAIJudge(Judge):
             return [g.text for g in self.endpoint.complete(conversations, self.fields)]
         except ChatEndpointError as err:
             raise JudgeError(f"score.judge (openai): {err}") from err
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation: that many requests each, with the protocol's
+        temperature, top_p and max_tokens (the official VoiceBench call asks for them as ``n=3`` in one
+        request; the answers are drawn the same way)."""
+        fields = {"temperature": protocol.temperature, "top_p": protocol.top_p, "max_tokens": protocol.max_tokens}
+        n = protocol.samples
+        repeated = [c for c in conversations for _ in range(n)]
+        try:
+            texts = [g.text for g in self.endpoint.complete(repeated, fields)]
+        except ChatEndpointError as err:
+            raise JudgeError(f"score.judge (openai): {err}") from err
+        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]

@@ -7,18 +7,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from toolkit.score.judges.base import JudgeProtocol
+
 PROMPTS_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_prompts.yaml"
 
 
 @dataclass(frozen=True)
 class JudgePrompt:
-    """A benchmark's judge prompt: system and user templates, answer parser, where it comes from."""
+    """A benchmark's judge prompt: system and user templates, answer parser, where it comes from, and the
+    benchmark's sampling protocol (``None``: one greedy answer)."""
 
     name: str
     system: str
     user: str
     parser: str
     source: str
+    protocol: JudgeProtocol | None = None
 
     def messages(self, question: str, reference: str, prediction: str) -> list[dict[str, str]]:
         """The chat conversation for one answer (placeholders filled by plain replacement)."""
@@ -61,6 +65,31 @@ def parse_rating(answer: str) -> float | None:
         return float(m.group(1)) if m else None
 
 
+def majority_yes(answers: list[str]) -> tuple[float, str]:
+    """VoiceBench's vote over sampled yes/no answers (``src/evaluator/qa.py`` ``majority_vote``).
+
+    Rule: lower-case each answer (the judge's answers arrive stripped), the most frequent one wins,
+    and the item is correct (1.0) only when the winner is exactly ``yes``: ``Yes.`` is a ``yes.``
+    and loses.  A tie (possible only when the answers are not all yes/no) is broken by the set order
+    of the official code, which Python leaves arbitrary; here the first answer among the tied wins.
+    Returns (score, winning answer).
+    """
+    votes = [a.lower() for a in answers]
+    best = max(votes.count(v) for v in votes)
+    winner = next(v for v in votes if votes.count(v) == best)
+    return float(winner == "yes"), winner
+
+
+def official_rating(answer: str) -> float | None:
+    """VoiceBench's reading of one sampled rating (``src/evaluator/open.py``): ``float(answer)`` as Python
+    reads it, else the number in ``[[n]]``; ``None`` where the official code stops with an error."""
+    try:
+        return float(answer)
+    except ValueError:
+        m = re.search(r"\[\[(\d+)\]\]", answer)
+        return float(int(m.group(1))) if m else None
+
+
 PARSERS = {
     "sakura_judgement": parse_sakura,
     "result_yes_no": parse_result_yes_no,
@@ -79,7 +108,8 @@ def load_prompts() -> dict[str, JudgePrompt]:
     for name, node in data.items():
         if node["parser"] not in PARSERS:
             raise ValueError(f"{PROMPTS_FILE}: prompt '{name}' has unknown parser {node['parser']!r}; known: {', '.join(PARSERS)}")
-        out[name] = JudgePrompt(name, node.get("system", ""), node["user"], node["parser"], node.get("source", ""))
+        protocol = JudgeProtocol(**node["protocol"]) if node.get("protocol") else None
+        out[name] = JudgePrompt(name, node.get("system", ""), node["user"], node["parser"], node.get("source", ""), protocol)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("vllm")
@@ -41,3 +41,13 @@ class VLLMJudge(Judge):
 
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         return [g.text for g in self.backend.generate(conversations)]
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation in one vLLM request each (``n``), seeded."""
+        from toolkit.models.loading import import_vllm
+
+        vllm = import_vllm("the 'vllm' judge", "score.judge.name: hf")
+        params = vllm.SamplingParams(n=protocol.samples, temperature=protocol.temperature, top_p=protocol.top_p,
+                                     max_tokens=protocol.max_tokens, seed=protocol.seed)
+        outputs = self.backend.engine.chat([list(c) for c in conversations], params, use_tqdm=False)
+        return [[o.text.strip() for o in out.outputs] for out in outputs]

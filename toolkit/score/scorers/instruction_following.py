@@ -73,8 +73,6 @@ class IFEvalScorer(Scorer):
                                  "instructions": n_inst}
         if unsupported:
             extra["unsupported_instructions_skipped"] = dict(unsupported)
-        if "ifeval" in variants_used:
-            extra["note"] = "change_case checks run without langdetect"
         groups = {g: percent(group_ok[g], group_total[g]) for g in sorted(group_total)}
         results = []
         for metric, value in values.items():
