@@ -114,7 +114,7 @@ def test_voicebench_parquet(tmp_path):
     out = tmp_path / "m.jsonl"
     build_benchmark({"name": "voicebench", "root": str(root), "subset": "mmsu", "audio_dir": str(tmp_path / "wav")}).write_manifest(out)
     rows = read_manifest(out)
-    assert [r["metric"] for r in rows] == ["mc_accuracy"] * 2 and rows[1]["reference"] == "C"
+    assert [r["metric"] for r in rows] == ["voicebench_mcq"] * 2 and rows[1]["reference"] == "C"
     assert sf.info(rows[0]["audio"]).samplerate == 16000
     build_benchmark({"name": "voicebench", "root": str(root), "subset": "ifeval", "audio_dir": str(tmp_path / "wav")}).write_manifest(out)
     row = read_manifest(out)[0]

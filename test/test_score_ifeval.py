@@ -94,8 +94,8 @@ def test_original_ifeval_extras():
 
 
 def test_evaluate_response_reports_unsupported():
-    out = evaluate_response("hello", ["language:response_language", "change_case:english_lowercase"], [{"language": "en"}, {}])
-    assert out == {"strict": [True], "loose": [True], "unsupported": ["language:response_language"]}
+    out = evaluate_response("hello", ["multi-turn:constrained_start", "change_case:english_lowercase"], [{}, {}])
+    assert out == {"strict": [True], "loose": [True], "unsupported": ["multi-turn:constrained_start"]}
 
 
 def test_unknown_id_and_bad_kwargs_fail_clearly():

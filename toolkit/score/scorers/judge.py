@@ -8,6 +8,11 @@ as wrong (SAKURA and Speech-IFEval count them in the total too) and are reported
 ``unparsed`` (for ratings they are left out of the mean, where VoiceBench would crash).
 Every row carries the judge's name; the judge's raw answer is kept per utterance, and a row
 already judged by the same judge is not sent again (breakdowns reuse it).
+
+A prompt with a ``protocol`` (VoiceBench's: 3 samples at temperature 0.5, top_p 0.95) is asked that
+way (``judge_outputs`` keeps the samples) and aggregated as the benchmark does (mean rating of every
+sample; majority vote, correct when the winning answer is exactly "yes"); every result row names its
+protocol in ``extra.judge_protocol``.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ class JudgeScorer(Scorer):
         results = []
         for name, group in by_prompt.items():
             prompt = get_prompt(name)
+            if prompt.protocol is not None:
+                results.append(self._score_protocol(name, prompt, group))
+                continue
             todo = [r for r in group if r.get("judge_name") != self.judge.name or "judge_output" not in r]
-            convs = [prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""), str(r.get("prediction") or ""))
-                     for r in todo]
+            convs = [self._messages(prompt, r) for r in todo]
             for r, answer in zip(todo, self.judge.generate(convs)):
                 r["judge_output"] = answer
                 r["judge_name"] = self.judge.name
@@ -55,5 +62,33 @@ class JudgeScorer(Scorer):
                 value = percent(sum(s or 0.0 for s in scores), len(scores))
                 metric = f"judge_accuracy[{name}]"
             results.append(ResultRow("", metric, value, len(group), self.judge.name,
-                                     {"unparsed": unparsed, "prompt_source": prompt.source}))
+                                     {"unparsed": unparsed, "prompt_source": prompt.source, "judge_protocol": "1 greedy answer"}))
         return results
+
+    @staticmethod
+    def _messages(prompt: Any, r: dict[str, Any]) -> list[dict[str, str]]:
+        return prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""), str(r.get("prediction") or ""))
+
+    def _score_protocol(self, name: str, prompt: Any, group: list[dict[str, Any]]) -> ResultRow:
+        """A benchmark's sampling protocol (VoiceBench: 3 samples, mean or majority) through the rules that
+        score its result files (:mod:`toolkit.score.voicebench`); unparsed ratings are left out and counted."""
+        from toolkit.score.voicebench import evaluate_open, evaluate_qa
+
+        protocol = prompt.protocol
+        todo = [r for r in group if r.get("judge_name") != self.judge.name or "judge_outputs" not in r]
+        for r, answers in zip(todo, self.judge.sample([self._messages(prompt, r) for r in todo], protocol)):
+            r["judge_outputs"], r["judge_name"] = answers, self.judge.name
+        items = [{"score": r["judge_outputs"], "prompt": r.get("prompt"), "response": r.get("prediction"),
+                  "reference": r.get("reference")} for r in group]
+        ids = [str(r.get("id")) for r in group]
+        if protocol.aggregate == "mean":
+            result = evaluate_open(items, ids, skip_unparsed=True)
+            value, metric = result.summary["gpt"], f"judge_rating[{name}]"
+        else:
+            result = evaluate_qa(items, ids, pedant=None)
+            value, metric = result.summary["gpt"], f"judge_accuracy[{name}]"
+        for r, v in zip(group, result.items):
+            r["score"] = v.score
+        extra = {"unparsed": result.summary.get("unparsed", 0), "prompt_source": prompt.source,
+                 "judge_protocol": protocol.describe()}
+        return ResultRow("", metric, value, len(group), self.judge.name, extra)
