@@ -108,7 +108,9 @@ class VoiceBenchPredictions(PredictionScorer):
             return evaluate_harm(rows, ids)
         if evaluator == "ifeval":
             return evaluate_ifeval(rows, ids)
-        # open / qa: the judge's answers come from the file or from the judge given
+        # open / qa: the judge's answers come from the file or from the judge given.  PEDANT is loaded
+        # first, so a missing classifier file fails before any judge request is spent.
+        pedant = load_pedant(self.pedant_dir) if evaluator == "qa" and self.pedant else None
         missing = [uid for row, uid in zip(rows, ids) if "score" not in row]
         judge_note = "judge answers from the file (api_judge.py: gpt-4o-mini, 3 samples, temperature 0.5, top_p 0.95)"
         if missing and self.judge is None:
@@ -122,7 +124,6 @@ class VoiceBenchPredictions(PredictionScorer):
         if evaluator == "open":
             result = evaluate_open(rows, ids, self.skip_unparsed)
         else:
-            pedant = load_pedant(self.pedant_dir) if self.pedant else None
             result = evaluate_qa(rows, ids, pedant)
         result.summary["judge"] = judge_note
         result.lines.append(judge_note)
