@@ -11,6 +11,7 @@ from toolkit.config import cache_dir
 from toolkit.registry import ConfigKeyError
 from toolkit.score.base import score_rows
 from toolkit.score.judges import JudgeError, build_judge
+from toolkit.score.judges.base import JudgeProtocol
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -73,6 +74,14 @@ def test_hf_judge_in_judge_scorer(hf_judge):
     assert res[0].value in (0.0, 100.0)
 
 
+def test_hf_judge_samples_with_the_protocol(hf_judge):
+    protocol = JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=3, aggregate="mean")
+    convs = [[{"role": "user", "content": f"Rate answer {w}."}] for w in ("one", "two")]
+    first = hf_judge.sample(convs, protocol)
+    assert [len(a) for a in first] == [3, 3] and all(isinstance(t, str) for a in first for t in a)
+    assert hf_judge.sample(convs, protocol) == first  # seeded: a rerun draws the same samples
+
+
 def test_hf_judge_refuses_missing_dir(tmp_path):
     from toolkit.models.loading import AssetMissingError
 
@@ -100,13 +109,14 @@ def test_vllm_judge_names_the_extra():
 class _Handler(BaseHTTPRequestHandler):
     """OpenAI-compatible stub: fails the first request with 503 (to exercise retry), then answers."""
 
-    state = {"requests": 0, "auth": None, "max_in_flight": 0, "in_flight": 0}
+    state = {"requests": 0, "auth": None, "max_in_flight": 0, "in_flight": 0, "bodies": []}
     lock = threading.Lock()
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.lock:
             self.state["requests"] += 1
+            self.state["bodies"].append(body)
             n = self.state["requests"]
             self.state["auth"] = self.headers.get("Authorization")
             self.state["in_flight"] += 1
@@ -139,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    _Handler.state.update(requests=0, auth=None, max_in_flight=0, in_flight=0)
+    _Handler.state.update(requests=0, auth=None, max_in_flight=0, in_flight=0, bodies=[])
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -159,6 +169,15 @@ def test_openai_judge_retries_orders_and_limits_concurrency(server, monkeypatch)
     assert _Handler.state["requests"] == 7 and _Handler.state["auth"] == "Bearer sk-test"
     assert _Handler.state["max_in_flight"] <= 2
     assert judge.name == f"openai:gpt-test@{server}"
+
+
+def test_openai_judge_samples_with_the_protocol(server):
+    judge = build_judge({"name": "openai", "model": "gpt-test", "base_url": server, "api_key_env": "", "backoff_s": 0.01})
+    protocol = JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=1024, aggregate="majority")
+    answers = judge.sample([[{"role": "user", "content": "q01"}], [{"role": "user", "content": "q02"}]], protocol)
+    assert answers == [["Result: YES (q01)"] * 3, ["Result: YES (q02)"] * 3]
+    sent = _Handler.state["bodies"][1:]  # the first request got the stub's 503 and was retried
+    assert len(sent) == 6 and all((b["temperature"], b["top_p"], b["max_tokens"]) == (0.5, 0.95, 1024) for b in sent)
 
 
 def test_openai_judge_client_error_fails_at_once(server):

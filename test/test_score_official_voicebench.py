@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from toolkit.score.base import score_rows
-from toolkit.score.ifeval import _punkt, check_instruction
+from toolkit.score.ifeval import _punkt, check_instruction, evaluate_response
 from toolkit.score.judges.base import Judge, JudgeProtocol
 from toolkit.score.judges.prompts import get_prompt
 from toolkit.score.predictions import PredictionFormatError, build_prediction_scorer
-from toolkit.score.voicebench import PedantUnavailable, evaluate_mcq, extract_mcq, is_refusal
+from toolkit.score.voicebench import PedantUnavailable, evaluate_mcq, ifeval_response, is_refusal
 from toolkit.score.voicebench_bbh import extract_bbh
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official" / "voicebench"
@@ -89,6 +89,10 @@ def test_ifeval_agrees_with_official_per_item_and_summary():
     result = score("ifeval", "ifeval")
     assert [v.extracted for v in result.items] == [e["strict"] for e in expected["items"]]
     assert [v.score for v in result.items] == [float(all(e["strict"])) for e in expected["items"]]
+    by_prompt = {r["prompt"]: ifeval_response(r["response"]) for r in rows}  # the official lookup by prompt
+    loose = [evaluate_response(by_prompt[r["prompt"]], r["instruction_id_list"], r["kwargs"], "ifeval")["loose"]
+             for r in rows]
+    assert loose == [e["loose"] for e in expected["items"]]
     for key in ("strict-prompt", "strict-instruction", "loose-prompt", "loose-instruction", "final"):
         assert result.summary[key] == pytest.approx(expected["summary"][key]), key
 
@@ -117,20 +121,24 @@ class FakeJudge(Judge):
 
     def sample(self, conversations, protocol):
         self.asked.append((conversations, protocol))
-        return [list(self.answers[c[-1]["content"].split("### [Response]: ")[-1].split("\n")[0]]) for c in conversations]
+        answer_of = [c[-1]["content"].split("### [Response]: ")[-1].split("\n")[0] for c in conversations]
+        return [list(self.answers[a]) for a in answer_of]
 
 
 def test_open_judged_with_official_protocol(tmp_path):
     path = tmp_path / "naive-commoneval-test-audio.jsonl"
-    path.write_text("\n".join(json.dumps({"prompt": f"q{i}", "response": r}) for i, r in enumerate(["good", "bad"])) + "\n")
+    rows = [{"prompt": f"q{i}", "response": r} for i, r in enumerate(["good", "bad"])]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     judge = FakeJudge({"good": ["5", "4", "[[5]]"], "bad": ["1", "2", "1"]})
     result = build_prediction_scorer("voicebench", judge=judge).score_file(path)  # subset read from the file name
     (convs, protocol), = judge.asked
     assert protocol == JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=1024, aggregate="mean")
-    assert convs[0][0] == {"role": "system", "content": "You are a helpful assistant who tries to help answer the user's question."}
+    system = "You are a helpful assistant who tries to help answer the user's question."
+    assert convs[0][0] == {"role": "system", "content": system}
     assert convs[0][1]["content"].startswith("\nI need your help to evaluate the performance of several models")
     assert "### [Instruction]: q0\n### [Response]: good\n" in convs[0][1]["content"]
-    assert result.summary["gpt"] == pytest.approx(18 / 6) and [v.score for v in result.items] == [pytest.approx(14 / 3), pytest.approx(4 / 3)]
+    assert result.summary["gpt"] == pytest.approx(18 / 6)
+    assert [v.score for v in result.items] == [pytest.approx(14 / 3), pytest.approx(4 / 3)]
     assert "3 samples, temperature 0.5, top_p 0.95" in result.summary["judge"]
 
 

@@ -483,10 +483,11 @@ def pedant_classifier_dir(classifier_dir: str | None = None) -> Path:
     if classifier_dir is None:
         spec = importlib.util.find_spec("qa_metrics")
         if spec is None or not spec.submodule_search_locations:
-            raise PedantUnavailable("sd-qa's 'panda' figure needs PEDANT from the qa-metrics package, which is not "
-                                    "installed: pip install --no-deps qa-metrics==0.2.42 contractions joblib regex "
-                                    "scikit-learn (--no-deps: it pins scikit-learn==1.3.2, built for numpy 1), then its "
-                                    "classifier files; or pass pedant=false to report only the judge figure 'gpt'")
+            raise PedantUnavailable(
+                "sd-qa's 'panda' figure needs PEDANT from the qa-metrics package, which is not installed: pip install "
+                "--no-deps qa-metrics==0.2.42 contractions joblib regex scikit-learn (--no-deps: it pins "
+                "scikit-learn==1.3.2, built for numpy 1), then its classifier files; or pass pedant=false to report "
+                "only the judge figure 'gpt'")
         folder = Path(list(spec.submodule_search_locations)[0]) / "classifier"
     else:
         folder = Path(classifier_dir).expanduser()

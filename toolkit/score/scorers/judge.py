@@ -61,13 +61,14 @@ class JudgeScorer(Scorer):
             else:
                 value = percent(sum(s or 0.0 for s in scores), len(scores))
                 metric = f"judge_accuracy[{name}]"
-            results.append(ResultRow("", metric, value, len(group), self.judge.name,
-                                     {"unparsed": unparsed, "prompt_source": prompt.source, "judge_protocol": "1 greedy answer"}))
+            extra = {"unparsed": unparsed, "prompt_source": prompt.source, "judge_protocol": "1 greedy answer"}
+            results.append(ResultRow("", metric, value, len(group), self.judge.name, extra))
         return results
 
     @staticmethod
     def _messages(prompt: Any, r: dict[str, Any]) -> list[dict[str, str]]:
-        return prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""), str(r.get("prediction") or ""))
+        return prompt.messages(str(r.get("prompt") or ""), str(r.get("reference") or ""),
+                               str(r.get("prediction") or ""))
 
     def _score_protocol(self, name: str, prompt: Any, group: list[dict[str, Any]]) -> ResultRow:
         """A benchmark's sampling protocol (VoiceBench: 3 samples, mean or majority) through the rules that

@@ -18,12 +18,14 @@ def _items(rows: list[dict[str, Any]], metric: str, need_source_id: bool = False
     items, ids = [], []
     for r in rows:
         if r.get("reference") is None:
-            raise ScoreError(f"row id={r.get('id')!r} (metric {metric}) has no 'reference'; the eval manifest must give one")
+            raise ScoreError(f"row id={r.get('id')!r} (metric {metric}) has no 'reference'; "
+                             f"the eval manifest must give one")
         item = {"response": r.get("prediction") or "", "reference": r["reference"],
                 "id": str(r.get("source_id") or r.get("id"))}
         if need_source_id and r.get("source_id") is None:
             raise ScoreError(f"row id={r.get('id')!r}: metric {metric} reads the task from VoiceBench's own item id "
-                             f"('source_id' in the manifest, e.g. 'navigate_12'); rebuild the manifest with the voicebench loader")
+                             f"('source_id' in the manifest, e.g. 'navigate_12'); rebuild the manifest with the "
+                             f"voicebench loader")
         items.append(item)
         ids.append(str(r.get("id")))
     return items, ids
