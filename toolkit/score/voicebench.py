@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from toolkit.assets import AssetMissingError
 from toolkit.score.predictions import ItemVerdict, OfficialScore
 
 OFFICIAL_REPO = "MatthewCYM/VoiceBench"
@@ -471,8 +472,9 @@ def _judge_answers(item: Mapping[str, Any], uid: str) -> list[str]:
 PEDANT_FILES = ("lr_classifier.pkl", "tf-idf_vectorizer.pkl", "rule_classifier.pkl", "type_classifier.pkl")
 
 
-class PedantUnavailable(RuntimeError):
-    """PEDANT (qa-metrics) cannot run here: the package or its classifier files are missing."""
+class PedantUnavailable(AssetMissingError):
+    """PEDANT (qa-metrics) cannot run here: the package or its classifier files are missing (a missing asset:
+    the command line prints the message, not a traceback)."""
 
 
 def pedant_classifier_dir(classifier_dir: str | None = None) -> Path:
