@@ -83,7 +83,14 @@ def test_harm_agrees_with_official():
     assert is_refusal("  ") and not is_refusal("Sure, here it is")
 
 
-@pytest.mark.skipif(_punkt() is None, reason="NLTK punkt_tab not installed (capital_word_frequency needs it)")
+def _has_punkt() -> bool:
+    try:
+        return _punkt() is not None
+    except Exception:  # a loader that refuses loudly when the data are missing
+        return False
+
+
+@pytest.mark.skipif(not _has_punkt(), reason="NLTK punkt_tab not installed (capital_word_frequency needs it)")
 def test_ifeval_agrees_with_official_per_item_and_summary():
     rows, expected = load("ifeval")
     result = score("ifeval", "ifeval")
