@@ -183,6 +183,9 @@ def test_bad_input_names_the_field_and_subset(tmp_path):
     path.write_text(json.dumps({"prompt": "q"}) + "\n")
     with pytest.raises(PredictionFormatError, match="'response' is missing"):
         build_prediction_scorer("voicebench", subset="mmsu").score_file(path)
+    path.write_text(json.dumps({"id": "date_understanding_3", "response": "yes", "reference": "Yes"}) + "\n")
+    with pytest.raises(PredictionFormatError, match="names none of the tasks"):
+        build_prediction_scorer("voicebench", subset="bbh").score_file(path)
     with pytest.raises(ValueError, match="--subset"):
         build_prediction_scorer("voicebench").score_file(path)
     with pytest.raises(ValueError, match="not a subset"):

@@ -94,9 +94,12 @@ class VoiceBenchPredictions(PredictionScorer):
         for i, row in enumerate(rows):
             self.require(path, row, i, REQUIRED[evaluator])
         ids = [str(row["id"]) if "id" in row else str(i) for i, row in enumerate(rows)]
+        from toolkit.score.ifeval import IFEvalError
+        from toolkit.score.voicebench_bbh import BbhError
+
         try:
             return self._score(evaluator, rows, ids, path)
-        except VoiceBenchError as err:
+        except (VoiceBenchError, IFEvalError, BbhError) as err:  # a row the official evaluator could not score either
             raise self.format_error(path, "scoring", str(err)) from None
 
     def _score(self, evaluator: str, rows: list[dict[str, Any]], ids: list[str], path: Path) -> OfficialScore:
