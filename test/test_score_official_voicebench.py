@@ -113,6 +113,17 @@ def test_ifeval_language_checks_differ_between_variants():
     assert check_instruction("language:response_language", "12345", {"language": "de"}, "ifeval")  # undetectable
 
 
+def test_open_and_qa_aggregation_agree_with_official():
+    _, expected = load("open")
+    result = score("commoneval", "open")
+    assert [v.extracted for v in result.items] == [e["ratings"] for e in expected["items"]]
+    assert result.summary["gpt"] == pytest.approx(expected["summary"]["gpt"])
+    _, expected = load("qa")
+    result = score("sd-qa", "qa", pedant=False)
+    assert [v.score for v in result.items] == [float(e["gpt"]) for e in expected["items"]]
+    assert result.summary["gpt"] == pytest.approx(expected["summary"]["gpt"])
+
+
 class FakeJudge(Judge):
     """Answers from a script; records what it was asked."""
 
