@@ -6,7 +6,6 @@ Values are percentages.  Each rule is stated (and tested) in :mod:`toolkit.score
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from toolkit.score.metrics import (
     reference_letter,
 )
 from toolkit.score.mmau import mmau_string_match, strip_prefixes
-from toolkit.score.voicebench import is_refusal
+from toolkit.score.voicebench import is_refusal, seeded_choice
 
 
 def _reference(row: dict[str, Any]) -> str:
@@ -95,7 +94,7 @@ class MultipleChoiceScorer(Scorer):
             if picked is None:
                 failed += 1
                 if self.random_fill:
-                    picked = random.Random(f"{self.seed}:{r.get('id')}").choice(LETTERS[:n])
+                    picked = seeded_choice(self.seed, str(r.get("id")), LETTERS[:n])
                     r["random_choice"] = picked
             ok = picked == ref
             r["score"] = int(ok)
