@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.score.base import score_rows
-from toolkit.score.ifeval import _punkt, check_instruction, evaluate_response
+from toolkit.score.ifeval import IFEvalError, check_instruction, evaluate_response, word_tokens
 from toolkit.score.judges.base import Judge, JudgeProtocol
 from toolkit.score.judges.prompts import get_prompt
 from toolkit.score.predictions import PredictionFormatError, build_prediction_scorer
@@ -85,9 +85,10 @@ def test_harm_agrees_with_official():
 
 def _has_punkt() -> bool:
     try:
-        return _punkt() is not None
-    except Exception:  # a loader that refuses loudly when the data are missing
+        word_tokens("A b.")
+    except IFEvalError:  # NLTK or its punkt_tab data are missing; word_tokens says so
         return False
+    return True
 
 
 @pytest.mark.skipif(not _has_punkt(), reason="NLTK punkt_tab not installed (capital_word_frequency needs it)")

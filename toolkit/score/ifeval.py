@@ -215,7 +215,7 @@ def _response_language(value: str, *, language: str, variant: str) -> bool:
 
 def word_tokens(text: str) -> list[str]:
     """NLTK's ``word_tokenize(text)``: Punkt English sentences, each split by NLTK's Treebank word tokenizer."""
-    tok = _punkt()
+    tok = _punkt()  # the same Punkt model number_sentences counts with
     if tok is None:
         raise IFEvalError("change_case:capital_word_frequency counts NLTK word tokens and needs nltk with its "
                           "punkt_tab data; install them (see the README's install commands)")
