@@ -39,6 +39,7 @@ setup(
         "pyarrow",
         "silero-vad==6.2.3",  # the voice-activity model the reference uses; ships its weights
         "requests",
+        "langdetect==1.0.9",  # IFEval's language checks (VoiceBench's ifeval: response_language, the case checks)
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "openai==3.54.0", "playwright==1.65.2"],

@@ -35,11 +35,12 @@ class OfficialReplayJudge(Judge):
     def generate(self, conversations):
         raise AssertionError("the official scripts ask with their own request fields; generate() was called")
 
-    def ask(self, conversations, request):
+    def sample(self, conversations, protocol):
+        assert protocol.samples == 1, "the official SAKURA and Speech-IFEval scripts ask for one answer"
         out = []
         for conv in conversations:
             key = json.dumps(conv, ensure_ascii=False)
             assert self.replies.get(key), f"no (more) official requests with these exact messages: {key[:300]}"
-            out.append(self.replies[key].pop(0))
-            self.requests.append(request)
+            out.append([self.replies[key].pop(0)])
+            self.requests.append(protocol.request)
         return out

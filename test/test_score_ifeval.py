@@ -34,7 +34,8 @@ def test_quotation_title_end():
     assert not ok("detectable_format:title", "<< >> happy")
     assert ok("startend:end_checker", 'Happy. Is there anything else I can help with?"',
               end_phrase="Is there anything else I can help with?")
-    assert not ok("startend:end_checker", "Is there anything else I can help with? Bye", end_phrase="Is there anything else I can help with?")
+    assert not ok("startend:end_checker", "Is there anything else I can help with? Bye",
+                  end_phrase="Is there anything else I can help with?")
 
 
 def test_repeat_prompt_quote_strip_is_speech_ifeval_only():
@@ -89,6 +90,8 @@ def test_missing_punkt_is_a_loud_error(monkeypatch, tmp_path):
         with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
             check_instruction("length_constraints:number_sentences", "One. Two.",
                               {"num_sentences": 2, "relation": "at least"})
+        with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
+            ifeval.word_tokens("VoiceBench's capital_word_frequency counts NLTK word tokens.")
     finally:
         ifeval.punkt_tokenizer.cache_clear()
 
@@ -108,8 +111,8 @@ def test_original_ifeval_extras():
 
 
 def test_evaluate_response_reports_unsupported():
-    out = evaluate_response("hello", ["language:response_language", "change_case:english_lowercase"], [{"language": "en"}, {}])
-    assert out == {"strict": [True], "loose": [True], "unsupported": ["language:response_language"]}
+    out = evaluate_response("hello", ["multi-turn:constrained_start", "change_case:english_lowercase"], [{}, {}])
+    assert out == {"strict": [True], "loose": [True], "unsupported": ["multi-turn:constrained_start"]}
 
 
 def test_unknown_id_and_bad_kwargs_fail_clearly():

@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from toolkit.score.judges.base import JudgeProtocol
+
 JUDGE_MODEL = "gpt-4o-2024-11-20"
 PROMPT_NAME = "sakura"
 NO_EXPLANATION = "No extracted explanation"
@@ -51,11 +53,13 @@ def judge_messages(instruction: str, label: str, response: str) -> list[dict[str
     return get_prompt(PROMPT_NAME).messages(instruction, label, response)
 
 
-def judge_request() -> dict[str, Any]:
-    """The sampling fields the official call sends: ``{"temperature": 0.0, "top_p": 0.9}``."""
+def judge_protocol() -> JudgeProtocol:
+    """How the official call asks: one answer, sending temperature 0.0 and top_p 0.9."""
     from toolkit.score.judges.prompts import get_prompt
 
-    return dict(get_prompt(PROMPT_NAME).request or {})
+    protocol = get_prompt(PROMPT_NAME).protocol
+    assert protocol is not None, f"judge_prompts.yaml: '{PROMPT_NAME}' lost its protocol"
+    return protocol
 
 
 def accuracy_report(judgements: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:

@@ -26,6 +26,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from toolkit.score.judges.base import JudgeProtocol
+
 JUDGE_MODEL = "gpt-4o-2024-11-20"
 METRICS = ("accuracy", "wer", "cot")
 PROMPTS = {"accuracy": "speech_ifeval_accuracy", "wer": "speech_ifeval_wer", "cot": "speech_ifeval_cot"}
@@ -65,11 +67,13 @@ def judge_messages(metric: str, instruction: str, label: str | None, response: s
     return get_prompt(PROMPTS[metric]).messages(instruction, str(label or ""), response)
 
 
-def judge_request(metric: str) -> dict[str, Any]:
-    """The sampling fields the official call sends for ``metric``: none."""
+def judge_protocol(metric: str) -> JudgeProtocol:
+    """How the official call asks for ``metric``: one answer, no sampling fields sent."""
     from toolkit.score.judges.prompts import get_prompt
 
-    return dict(get_prompt(PROMPTS[metric]).request or {})
+    protocol = get_prompt(PROMPTS[metric]).protocol
+    assert protocol is not None, f"judge_prompts.yaml: '{PROMPTS[metric]}' lost its protocol"
+    return protocol
 
 
 def row_wer(reference: str, hypothesis: str) -> float:

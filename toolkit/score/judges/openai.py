@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from toolkit.models.chat_endpoint import ChatEndpoint, ChatEndpointError
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("openai")
@@ -24,8 +24,9 @@ class OpenAIJudge(Judge):
         max_retries: retries per request after the first try.
         backoff_s: first retry delay; doubles each retry.
         timeout_s: per-request timeout.
-        temperature: sampling temperature (0: greedy); ``None``: not sent.  A benchmark that asks with its
-            official request (:meth:`ask`) sends that request's fields instead of these three.
+        temperature: sampling temperature of :meth:`generate` (0: greedy); ``None``: not sent.  A benchmark
+            that asks with its official protocol (:meth:`sample`, :meth:`ask`) sends that protocol's fields
+            instead of these three.
         top_p: nucleus sampling parameter sent with the request (``None``: not sent).
         max_tokens: answer length limit.
     """
@@ -53,12 +54,16 @@ class OpenAIJudge(Judge):
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         return self._complete(conversations, self.fields)
 
-    def ask(self, conversations: Sequence[Conversation], request: Mapping[str, Any]) -> list[str]:
-        """Exactly the official request's fields (``{}``: only model and messages), not this judge's settings."""
-        return self._complete(conversations, dict(request))
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation with exactly the protocol's request fields (``{}``: only
+        model and messages), not this judge's own settings.  Several samples are that many requests each (the
+        official VoiceBench call asks for them as ``n=3`` in one request; the answers are drawn the same way)."""
+        n = protocol.samples
+        texts = self._complete([c for c in conversations for _ in range(n)], protocol.request)
+        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]
 
     def _complete(self, conversations: Sequence[Conversation], fields: Mapping[str, Any]) -> list[str]:
         try:
-            return [g.text for g in self.endpoint.complete(conversations, fields)]
+            return [g.text for g in self.endpoint.complete(conversations, dict(fields))]
         except ChatEndpointError as err:
             raise JudgeError(f"score.judge (openai): {err}") from err

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.score import sakura as rules
-from toolkit.score.judges.base import request_note
+from toolkit.score.judges.base import protocol_note
 from toolkit.score.predictions import PREDICTION_SCORERS, ItemVerdict, OfficialScore, PredictionScorer
 
 _REASONS = {"correct": "judged correct", "incorrect": "judged incorrect",
@@ -44,9 +44,9 @@ class SakuraPredictions(PredictionScorer):
                                      [f"{len(items)} items need a judge; none was given, nothing was scored"])
             convs = [rules.judge_messages(str(r["instruction"]), str(r["label"]), str(r["response"]))
                      for r in results.values()]
-            replies = self.judge.ask(convs, rules.judge_request())
+            replies = self.judge.ask(convs, rules.judge_protocol())
             judgements = {k: rules.extract_judgement(reply)["Judgement"] for k, reply in zip(results, replies)}
-            notes = {"judge": self.judge.name, "judge_protocol": request_note(self.judge, rules.judge_request()),
+            notes = {"judge": self.judge.name, "judge_protocol": protocol_note(self.judge, rules.judge_protocol()),
                      "official_judge": rules.JUDGE_MODEL}
         items = []
         for key, judgement in judgements.items():

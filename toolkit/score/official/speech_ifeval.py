@@ -25,7 +25,7 @@ from typing import Any
 
 from toolkit.score import speech_ifeval as rules
 from toolkit.score.ifeval import SPEECH_IFEVAL_GROUPS, VARIANTS, check_instruction
-from toolkit.score.judges.base import request_note
+from toolkit.score.judges.base import protocol_note
 from toolkit.score.predictions import PREDICTION_SCORERS, ItemVerdict, OfficialScore, PredictionScorer
 
 STEPS = ("auto", "ifeval", "llm")
@@ -108,7 +108,7 @@ class SpeechIFEvalPredictions(PredictionScorer):
         summary, lines = rules.report(judged)
         if self.judge is not None and "eval_response" not in rows[0]:
             notes = {"judge": self.judge.name, "official_judge": rules.JUDGE_MODEL,
-                     "judge_protocol": request_note(self.judge, rules.judge_request("accuracy"))}
+                     "judge_protocol": protocol_note(self.judge, rules.judge_protocol("accuracy"))}
         return OfficialScore(items, {**summary, **notes}, lines)
 
     def _judge_replies(self, path: Path, rows: list[dict[str, Any]]) -> list[str] | None:
@@ -128,7 +128,7 @@ class SpeechIFEvalPredictions(PredictionScorer):
             convs = [rules.judge_messages(metric, rules.instruction_for_judge(rows[i].get("instruction", ""),
                                                                               path.stem),
                                           rows[i].get("label"), rows[i]["response"]) for i in idx]
-            for i, reply in zip(idx, self.judge.ask(convs, rules.judge_request(metric))):
+            for i, reply in zip(idx, self.judge.ask(convs, rules.judge_protocol(metric))):
                 replies[i] = reply
         return replies
 

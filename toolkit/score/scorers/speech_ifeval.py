@@ -16,7 +16,7 @@ from typing import Any
 
 from toolkit.score import speech_ifeval as rules
 from toolkit.score.base import SCORERS, ResultRow, Scorer, ScoreError
-from toolkit.score.judges.base import Judge, request_note
+from toolkit.score.judges.base import Judge, protocol_note
 
 
 @SCORERS.register("speech_ifeval_llm")
@@ -38,7 +38,7 @@ class SpeechIFEvalLLMScorer(Scorer):
                 continue
             convs = [rules.judge_messages(metric, str(r.get("prompt") or ""), r.get("reference"),
                                           str(r.get("prediction") or "")) for r in todo]
-            for r, answer in zip(todo, self.judge.ask(convs, rules.judge_request(metric))):
+            for r, answer in zip(todo, self.judge.ask(convs, rules.judge_protocol(metric))):
                 r["judge_output"], r["judge_name"] = answer, self.judge.name
         judged = [{"metric": r["task_metric"], "dataset": r.get("dataset"), "label": r.get("reference"),
                    "eval_response": r["judge_output"]} for r in rows]
@@ -47,7 +47,7 @@ class SpeechIFEvalLLMScorer(Scorer):
             if j["metric"] == "wer":
                 r["normalized_prediction"] = extracted
         summary, _ = rules.report(judged)
-        extra = {"judge_protocol": request_note(self.judge, rules.judge_request("accuracy"))}
+        extra = {"judge_protocol": protocol_note(self.judge, rules.judge_protocol("accuracy"))}
         results = []
         for key, value in summary.items():
             if key == "WER":
