@@ -32,11 +32,14 @@ setup(
         "safetensors",
         "tqdm",
         "whisper-normalizer",
+        # IFEval's sentence counting: NLTK's Punkt (its data: the pinned nltk-punkt asset, tools/prepare_assets.py)
+        "nltk==3.9.1",
         "sacrebleu",
         "matplotlib",
         "pyarrow",
         "silero-vad==6.2.3",  # the voice-activity model the reference uses; ships its weights
         "requests",
+        "langdetect==1.0.9",  # IFEval's language checks (VoiceBench's ifeval: response_language, the case checks)
     ],
     extras_require={
         "dev": ["pytest", "pytest-timeout", "openai==3.54.0", "playwright==1.65.2"],

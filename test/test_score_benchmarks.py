@@ -93,7 +93,15 @@ def test_speech_ifeval(tmp_path):
     assert row["task_metric"] == "wer" and row["reference"] == "HE SAT DOWN"
     build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "subset": "chain-of-thought"}).write_manifest(out)
     row = read_manifest(out)[0]
-    assert row["metric"] == "judge" and row["judge_prompt"] == "speech_ifeval_cot" and row["id"] == "sifeval_chain-of-thought_0"
+    assert row["metric"] == "speech_ifeval_llm" and row["task_metric"] == "cot"
+    assert row["id"] == "sifeval_chain-of-thought_0"
+    # the task-level accuracy with constraints (Table 4): the same closed-ended rows, judged
+    build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "step": "llm"}).write_manifest(out)
+    row = read_manifest(out)[0]
+    assert row["metric"] == "speech_ifeval_llm" and row["task_metric"] == "wer" and "instruction_id_list" not in row
+    with pytest.raises(BenchmarkError, match="needs subset"):
+        build_benchmark({"name": "speech_ifeval", "root": str(tmp_path), "subset": "chain-of-thought",
+                         "step": "ifeval"})
 
 
 def audio_struct(n):
@@ -114,12 +122,19 @@ def test_voicebench_parquet(tmp_path):
     out = tmp_path / "m.jsonl"
     build_benchmark({"name": "voicebench", "root": str(root), "subset": "mmsu", "audio_dir": str(tmp_path / "wav")}).write_manifest(out)
     rows = read_manifest(out)
-    assert [r["metric"] for r in rows] == ["mc_accuracy"] * 2 and rows[1]["reference"] == "C"
+    assert [r["metric"] for r in rows] == ["voicebench_mcq"] * 2 and rows[1]["reference"] == "C"
     assert sf.info(rows[0]["audio"]).samplerate == 16000
     build_benchmark({"name": "voicebench", "root": str(root), "subset": "ifeval", "audio_dir": str(tmp_path / "wav")}).write_manifest(out)
     row = read_manifest(out)[0]
     assert row["metric"] == "ifeval" and row["ifeval_variant"] == "ifeval" and row["source_key"] == 1000
     assert row["kwargs"] == [{"num_words": None, "relation": None}]
+    (root / "bbh").mkdir()
+    pq.write_table(pa.table({"audio": audio_struct(1), "prompt": ["Is it plausible?"], "reference": ["Yes"],
+                             "id": ["sports_understanding_7"]}), root / "bbh" / "test-00000-of-00001.parquet")
+    bbh = {"name": "voicebench", "root": str(root), "subset": "bbh", "audio_dir": str(tmp_path / "wav")}
+    build_benchmark(bbh).write_manifest(out)
+    row = read_manifest(out)[0]
+    assert row["metric"] == "voicebench_bbh" and row["source_id"] == "sports_understanding_7"  # the task is in the id
     with pytest.raises(BenchmarkError, match="not one of"):
         build_benchmark({"name": "voicebench", "root": str(root), "subset": "nope", "audio_dir": str(tmp_path)})
 

@@ -3,7 +3,7 @@
 import pytest
 
 from toolkit.score import ifeval
-from toolkit.score.ifeval import check_instruction, check_instruction_loose, evaluate_response, regex_sentences
+from toolkit.score.ifeval import check_instruction, check_instruction_loose, count_sentences, evaluate_response
 
 
 def ok(iid, response, variant="speech_ifeval", **kwargs):
@@ -34,7 +34,8 @@ def test_quotation_title_end():
     assert not ok("detectable_format:title", "<< >> happy")
     assert ok("startend:end_checker", 'Happy. Is there anything else I can help with?"',
               end_phrase="Is there anything else I can help with?")
-    assert not ok("startend:end_checker", "Is there anything else I can help with? Bye", end_phrase="Is there anything else I can help with?")
+    assert not ok("startend:end_checker", "Is there anything else I can help with? Bye",
+                  end_phrase="Is there anything else I can help with?")
 
 
 def test_repeat_prompt_quote_strip_is_speech_ifeval_only():
@@ -73,10 +74,26 @@ def test_keywords_and_counts():
     assert not ok("length_constraints:number_sentences", text, num_sentences=5, relation="at least")
 
 
-def test_regex_sentence_splitter():
-    assert regex_sentences("Dr. Smith came. He left at 3.5 p.m. today! Why?") == [
-        "Dr. Smith came.", "He left at 3.5 p.m. today!", "Why?"]
-    assert regex_sentences("") == []
+def test_sentences_are_counted_by_punkt():
+    # Punkt knows "Dr." and "3.5" and does not split at a lower-case "today" after "p.m."
+    assert count_sentences("Dr. Smith came. He left at 3.5 p.m. today! Why?") == 3
+    assert count_sentences("") == 0
+
+
+def test_missing_punkt_is_a_loud_error(monkeypatch, tmp_path):
+    import nltk
+
+    ifeval.punkt_tokenizer.cache_clear()
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    monkeypatch.setenv("DESTA_CACHE", str(tmp_path / "no-cache"))
+    try:
+        with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
+            check_instruction("length_constraints:number_sentences", "One. Two.",
+                              {"num_sentences": 2, "relation": "at least"})
+        with pytest.raises(ifeval.PunktMissingError, match="prepare_assets.py --only nltk-punkt"):
+            ifeval.word_tokens("VoiceBench's capital_word_frequency counts NLTK word tokens.")
+    finally:
+        ifeval.punkt_tokenizer.cache_clear()
 
 
 def test_loose_mode_drops_first_line_and_stars():
@@ -94,8 +111,8 @@ def test_original_ifeval_extras():
 
 
 def test_evaluate_response_reports_unsupported():
-    out = evaluate_response("hello", ["language:response_language", "change_case:english_lowercase"], [{"language": "en"}, {}])
-    assert out == {"strict": [True], "loose": [True], "unsupported": ["language:response_language"]}
+    out = evaluate_response("hello", ["multi-turn:constrained_start", "change_case:english_lowercase"], [{}, {}])
+    assert out == {"strict": [True], "loose": [True], "unsupported": ["multi-turn:constrained_start"]}
 
 
 def test_unknown_id_and_bad_kwargs_fail_clearly():

@@ -11,6 +11,9 @@ from toolkit.config import cache_dir
 from toolkit.registry import ConfigKeyError
 from toolkit.score.base import score_rows
 from toolkit.score.judges import JudgeError, build_judge
+from toolkit.score.judges import prompts
+from toolkit.score.judges.base import Judge, JudgeProtocol, protocol_note
+from toolkit.score.judges.prompts import get_prompt
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -51,7 +54,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hf_judge(tmp_path_factory):
-    return build_judge({"name": "hf", "model_path": str(tiny_model_dir(tmp_path_factory)), "batch_size": 2, "max_new_tokens": 4})
+    return build_judge({"name": "hf", "model_path": str(tiny_model_dir(tmp_path_factory)), "batch_size": 2,
+                        "max_new_tokens": 4})
 
 
 def test_hf_judge_batched_equals_alone(hf_judge):
@@ -71,6 +75,68 @@ def test_hf_judge_in_judge_scorer(hf_judge):
     assert res[0].judge == hf_judge.name and res[0].count == 1
     assert "judge_output" in rows[0]  # a random model rarely follows the format; the row is kept and counted
     assert res[0].value in (0.0, 100.0)
+
+
+def test_hf_judge_samples_with_the_protocol(hf_judge):
+    protocol = JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=3, aggregate="mean")
+    convs = [[{"role": "user", "content": f"Rate answer {w}."}] for w in ("one", "two")]
+    first = hf_judge.sample(convs, protocol)
+    assert [len(a) for a in first] == [3, 3] and all(isinstance(t, str) for a in first for t in a)
+    assert hf_judge.sample(convs, protocol) == first  # seeded: a rerun draws the same samples
+
+
+def test_hf_judge_asks_a_greedy_protocol_greedily(hf_judge):
+    # SAKURA's protocol (temperature 0, top_p 0.9) does not sample: a local judge gives its greedy answer
+    convs = [[{"role": "user", "content": "Is dog right?"}], [{"role": "user", "content": "Is cat right?"}]]
+    sakura = get_prompt("sakura").protocol
+    assert hf_judge.ask(convs, sakura) == hf_judge.generate(convs)
+    assert protocol_note(hf_judge, sakura).endswith("decodes greedily (a local judge); the official request is "
+                                                    "1 answer, temperature 0.0, top_p 0.9")
+
+
+class GreedyOnly(Judge):
+    name = "greedy:only"
+
+    def generate(self, conversations):
+        return [f"answer {i}" for i, _ in enumerate(conversations)]
+
+
+def test_protocol_is_one_mechanism_for_every_benchmark():
+    sakura, ifeval_acc, qa = (get_prompt(n).protocol for n in ("sakura", "speech_ifeval_accuracy", "voicebench_qa"))
+    assert (sakura.samples, sakura.request, sakura.aggregate) == (1, {"temperature": 0.0, "top_p": 0.9}, None)
+    assert (ifeval_acc.samples, ifeval_acc.request) == (1, {})  # the official call sends no sampling field
+    assert qa == JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=1024, aggregate="majority")
+    assert ifeval_acc.describe() == "1 answer, no sampling fields (API defaults)"
+    assert qa.describe() == "3 samples, temperature 0.5, top_p 0.95, max_tokens 1024, majority"
+    judge = GreedyOnly()
+    convs = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
+    assert judge.ask(convs, sakura) == ["answer 0", "answer 1"]  # ask: the one-answer case of sample
+    assert judge.sample(convs, ifeval_acc) == [["answer 0"], ["answer 1"]]
+    with pytest.raises(JudgeError, match="cannot sample answers.*3 samples, temperature 0.5"):
+        judge.sample(convs, qa)
+    with pytest.raises(JudgeError, match="one-answer protocol"):
+        judge.ask(convs, qa)
+    with pytest.raises(JudgeError, match="need a temperature > 0"):
+        JudgeProtocol(samples=3, temperature=0.0, aggregate="mean")
+    with pytest.raises(JudgeError, match="need an aggregate"):
+        JudgeProtocol(samples=2, temperature=0.5)
+    with pytest.raises(JudgeError, match="aggregate must be one of mean, majority"):
+        JudgeProtocol(aggregate="median")
+
+
+def test_bad_protocol_in_the_prompt_file_names_the_prompt(monkeypatch, tmp_path):
+    bad = tmp_path / "judge_prompts.yaml"
+    bad.write_text("mine:\n  parser: yes_no\n  user: '{prediction}'\n  protocol: {samples: 3, temprature: 0.5}\n")
+    monkeypatch.setattr(prompts, "PROMPTS_FILE", bad)
+    prompts.load_prompts.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"prompt 'mine' has protocol .*temprature.*must be a mapping of"):
+            prompts.load_prompts()
+        bad.write_text("mine:\n  parser: yes_no\n  user: '{prediction}'\n  protocol: {samples: 3, temperature: 0.5}\n")
+        with pytest.raises(ValueError, match="prompt 'mine': judge protocol: 3 samples need an aggregate"):
+            prompts.load_prompts()
+    finally:
+        prompts.load_prompts.cache_clear()
 
 
 def test_hf_judge_refuses_missing_dir(tmp_path):
@@ -100,13 +166,14 @@ def test_vllm_judge_names_the_extra():
 class _Handler(BaseHTTPRequestHandler):
     """OpenAI-compatible stub: fails the first request with 503 (to exercise retry), then answers."""
 
-    state = {"requests": 0, "auth": None, "max_in_flight": 0, "in_flight": 0}
+    state = {"requests": 0, "auth": None, "max_in_flight": 0, "in_flight": 0, "bodies": []}
     lock = threading.Lock()
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.lock:
             self.state["requests"] += 1
+            self.state["bodies"].append(body)
             n = self.state["requests"]
             self.state["auth"] = self.headers.get("Authorization")
             self.state["in_flight"] += 1
@@ -120,7 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"error": "model not found"})
             else:
                 question = body["messages"][-1]["content"]
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"Result: YES ({question[-3:]})"}}]})
+                answer = {"role": "assistant", "content": f"Result: YES ({question[-3:]})"}
+                self._send(200, {"choices": [{"message": answer}]})
         finally:
             with self.lock:
                 self.state["in_flight"] -= 1
@@ -139,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    _Handler.state.update(requests=0, auth=None, max_in_flight=0, in_flight=0)
+    _Handler.state.update(requests=0, auth=None, max_in_flight=0, in_flight=0, bodies=[])
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -159,6 +227,16 @@ def test_openai_judge_retries_orders_and_limits_concurrency(server, monkeypatch)
     assert _Handler.state["requests"] == 7 and _Handler.state["auth"] == "Bearer sk-test"
     assert _Handler.state["max_in_flight"] <= 2
     assert judge.name == f"openai:gpt-test@{server}"
+
+
+def test_openai_judge_samples_with_the_protocol(server):
+    judge = build_judge({"name": "openai", "model": "gpt-test", "base_url": server, "api_key_env": "",
+                         "backoff_s": 0.01})
+    protocol = JudgeProtocol(samples=3, temperature=0.5, top_p=0.95, max_tokens=1024, aggregate="majority")
+    answers = judge.sample([[{"role": "user", "content": "q01"}], [{"role": "user", "content": "q02"}]], protocol)
+    assert answers == [["Result: YES (q01)"] * 3, ["Result: YES (q02)"] * 3]
+    sent = _Handler.state["bodies"][1:]  # the first request got the stub's 503 and was retried
+    assert len(sent) == 6 and all((b["temperature"], b["top_p"], b["max_tokens"]) == (0.5, 0.95, 1024) for b in sent)
 
 
 def test_openai_judge_client_error_fails_at_once(server):

@@ -66,7 +66,8 @@ def test_ifeval_scorer_rates():
     rows = rows_of("ifeval", [
         {"prediction": "HAPPY", "instruction_id_list": ["change_case:english_capital"], "kwargs": [{}]},
         {"prediction": "Sure:\nHAPPY", "instruction_id_list": ["change_case:english_capital"], "kwargs": [{}]},
-        {"prediction": '"happy"', "instruction_id_list": ["startend:quotation", "change_case:english_capital"], "kwargs": [{}, {}]},
+        {"prediction": '"happy"', "instruction_id_list": ["startend:quotation", "change_case:english_capital"],
+         "kwargs": [{}, {}]},
     ])
     res = by_metric(score_rows(rows, "s"))
     assert res["ifeval_instruction_strict"].value == pytest.approx(50.0)  # 2 of 4
@@ -78,7 +79,8 @@ def test_ifeval_scorer_rates():
 def test_bleu_refusal():
     res = by_metric(score_rows(
         rows_of("bleu", [{"prediction": "the cat sat on the mat", "reference": "the cat sat on the mat"}])
-        + rows_of("refusal", [{"prediction": "I'm sorry, I can't help."}, {"prediction": "Sure, here is how"}, {"prediction": " "}]),
+        + rows_of("refusal", [{"prediction": "I'm sorry, I can't help."}, {"prediction": "Sure, here is how"},
+                              {"prediction": " "}]),
         "s"))
     assert res["bleu"].value == pytest.approx(100.0)
     assert res["refusal"].value == pytest.approx(200 / 3)
@@ -89,10 +91,15 @@ class FakeJudge(Judge):
 
     def __init__(self):
         self.calls = 0
+        self.requests = []
 
     @property
     def name(self):
         return "fake:judge"
+
+    def sample(self, conversations, protocol):
+        self.requests.append(protocol.request)
+        return super().sample(conversations, protocol)  # a protocol that does not sample: the greedy answer
 
     def generate(self, conversations):
         self.calls += len(conversations)
@@ -117,6 +124,7 @@ def test_judge_scorer_names_judge_and_reuses_answers():
     assert overall.metric == "judge_accuracy[sakura]" and overall.judge == "fake:judge"
     assert overall.value == pytest.approx(100 / 3) and overall.extra["unparsed"] == 1
     assert judge.calls == 3  # the per-dataset breakdown reused the answers
+    assert judge.requests == [{"temperature": 0.0, "top_p": 0.9}]  # SAKURA's official request fields
     assert {r.set for r in results} == {"sakura", "sakura[dataset=x]", "sakura[dataset=y]"}
 
 
@@ -139,7 +147,8 @@ def test_errors_name_the_problem(tmp_path):
 def test_score_file_writes_details(tmp_path):
     path = tmp_path / "mmau_mini" / "decode.jsonl"
     path.parent.mkdir()
-    path.write_text("\n".join(json.dumps(r) for r in rows_of("wer", [{"prediction": "a b", "reference": "a c"}])) + "\n")
+    rows = rows_of("wer", [{"prediction": "a b", "reference": "a c"}])
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     res = score_file(path, details_out=tmp_path / "details.jsonl")
     assert res[0].set == "mmau_mini" and res[0].value == 50.0
     detail = json.loads((tmp_path / "details.jsonl").read_text())

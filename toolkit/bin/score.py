@@ -11,7 +11,7 @@ Config (``score:`` section; keys are :class:`ScoreOptions` fields)::
         mmau_test_mini: exp/desta25_tiny/decode/mmau_test_mini/decode.jsonl
       scorers: {mmau: {strip_prefixes: ["The correct answer is: "]}, wer: {normalizer: auto}}
       judge: null                        # or {name: hf|vllm|openai, ...} for metric: judge rows
-      breakdown: [dataset, task, difficulty]
+      breakdown: [dataset, task, difficulty, modality, category]
 
 A folder input means every ``*.jsonl`` in it (set name: the file stem, or the folder name for
 ``decode.jsonl``).  Per-utterance scores go to ``<out_dir>/details/<set>.jsonl``.  The stage is
@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.score.base import DEFAULT_BREAKDOWN  # light: no torch, no scorer imported yet
+
 log = logging.getLogger("toolkit.bin.score")
 
 
@@ -36,7 +38,7 @@ class ScoreOptions:
     tag: str | None = None
     scorers: dict[str, dict[str, Any]] = field(default_factory=dict)
     judge: dict[str, Any] | None = None
-    breakdown: list[str] = field(default_factory=lambda: ["dataset", "task", "difficulty"])
+    breakdown: list[str] = field(default_factory=lambda: list(DEFAULT_BREAKDOWN))
     force: bool = False
     controls: dict[str, Any] | None = None
 

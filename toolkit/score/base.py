@@ -113,7 +113,7 @@ def build_scorer(metric: str, options: Mapping[str, Any] | None = None, judge: A
     return SCORERS.build(node, where=f"score.scorers.{metric}")
 
 
-DEFAULT_BREAKDOWN = ("dataset", "task", "difficulty")
+DEFAULT_BREAKDOWN = ("dataset", "task", "difficulty", "modality", "category")
 
 
 def score_rows(

@@ -16,18 +16,28 @@ Speech-IFEval's modified rules.  ``variant="speech_ifeval"`` (default) applies i
 * ``change_case:english_capital`` / ``english_lowercase``: only ``str.isupper()``/``islower()``;
   the language check (langdetect) is disabled.
 
-``variant="ifeval"`` uses the original rules for those four ids, except that the langdetect part
-of the two change-case checks is not run (langdetect is not a dependency; noted in the results).
+``variant="ifeval"`` uses the original rules for those four ids, as VoiceBench's copy of IFEval
+(MatthewCYM/VoiceBench@5338154 ``src/evaluator/instruction_following_eval``) runs them: the two
+change-case checks also need ``langdetect`` to call the answer English, and instruction arguments
+that are empty or zero are dropped (VoiceBench passes only truthy ``kwargs``; Speech-IFEval passes
+them as they are, where we drop only nulls).
+
+Both variants: ``language:response_language`` is langdetect's language code of the whole answer;
+``change_case:capital_word_frequency`` counts the all-capital tokens of NLTK's ``word_tokenize``
+(Punkt sentences, then the Treebank word tokenizer).  langdetect answers at random on hard inputs
+unless seeded; here its detector is seeded with 0 (the official code leaves it unseeded).  Where
+langdetect finds no features (an answer of digits or punctuation only) the official code counts the
+instruction as followed, and so does this one.
 
 Scoring as in both official scripts: *strict* = the check on the response as is; *loose* = the
 check passes on any of 8 variants (the response, with ``*`` removed, without its first line,
 without its last line, without both, and those three with ``*`` removed).  An empty (blank)
 response fails every instruction.
 
-Sentence counting (``length_constraints:number_sentences``): the official code counts sentences
-with NLTK's Punkt English model.  We use it when ``nltk`` and its ``punkt_tab`` data are installed
-(``NLTK_DATA``; the ``llama-index-core`` wheel carries a copy), else a documented regular-expression
-splitter (:func:`regex_sentences`); the scorer reports which one ran.
+Sentence counting (``length_constraints:number_sentences``): NLTK's Punkt English model, as the
+official code (:func:`punkt_tokenizer`; the pinned ``nltk-punkt`` asset, extracted from the
+``llama-index-core`` wheel).  Without it the check fails loudly (:class:`PunktMissingError`); there is
+no fallback splitter, since any other splitter gives different verdicts.
 """
 
 from __future__ import annotations
@@ -56,57 +66,53 @@ def count_words(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "inc", "ltd", "co",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "fig", "u.s",
-}
+class PunktMissingError(IFEvalError):
+    """NLTK or its Punkt sentence model is not installed; ``number_sentences`` cannot be checked."""
 
 
-def regex_sentences(text: str) -> list[str]:
-    """A small rule-based splitter used when NLTK's Punkt is not available.
-
-    Rule: a sentence ends at ``.``, ``!`` or ``?`` (possibly repeated, possibly followed by a
-    closing quote or bracket) followed by white space and the end of text, or by white space and
-    an upper-case letter, digit or opening quote; not after a known abbreviation (Mr., Dr.,
-    e.g., etc.) or a single initial (``J. Smith``).  Agrees with Punkt on ordinary prose; Punkt
-    also learns abbreviations and handles lower-case sentence starts, where the two may differ.
-    """
-    text = text.strip()
-    if not text:
-        return []
-    sentences, start = [], 0
-    for m in re.finditer(r"[.!?]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9]|\s*$)", text):
-        before = text[start : m.start()].split()
-        last = before[-1].lower().rstrip(".") if before else ""
-        if m.group().startswith(".") and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
-            continue
-        sentences.append(text[start : m.end()].strip())
-        start = m.end()
-    if text[start:].strip():
-        sentences.append(text[start:].strip())
-    return sentences
+PUNKT_FIX = ("Fix: `pip install nltk==3.9.1` and `python tools/prepare_assets.py --only nltk-punkt` (the pinned Punkt "
+             "model from the llama-index-core wheel), or point $NLTK_DATA at a folder holding tokenizers/punkt_tab")
 
 
 @lru_cache(maxsize=1)
-def _punkt():
-    """NLTK's Punkt English tokenizer, or None when nltk or its punkt_tab data are missing."""
-    try:
-        from nltk.tokenize import PunktTokenizer
+def punkt_tokenizer():
+    """NLTK's Punkt English sentence tokenizer, the one the official code counts sentences with.
 
+    Speech-IFEval's ``instructions_util.count_sentences`` loads ``tokenizers/punkt/english.pickle``;
+    NLTK >= 3.9 serves that name with the pickle-free ``PunktTokenizer("english")`` (punkt_tab data),
+    which is what this returns.  The pinned ``nltk-punkt`` asset is searched first, then NLTK's own
+    paths.  There is no fallback splitter: a missing model raises :class:`PunktMissingError`.
+    """
+    try:
+        import nltk
+        from nltk.tokenize import PunktTokenizer
+    except ImportError as err:
+        raise PunktMissingError(f"length_constraints:number_sentences needs NLTK's Punkt model, but nltk is not "
+                                f"installed ({err}). {PUNKT_FIX}") from err
+    from toolkit.assets import asset_dir, asset_ready
+
+    if asset_ready("nltk-punkt"):
+        path = str(asset_dir("nltk-punkt"))
+        if path not in nltk.data.path:
+            nltk.data.path.insert(0, path)
+    try:
         return PunktTokenizer("english")
-    except (ImportError, LookupError, OSError):
-        return None
+    except LookupError as err:
+        raise PunktMissingError(f"length_constraints:number_sentences needs NLTK's Punkt model "
+                                f"(tokenizers/punkt_tab/english), which was not found. {PUNKT_FIX}") from err
 
 
 def sentence_splitter_name() -> str:
-    """``"punkt"`` when NLTK Punkt is used for sentence counting, else ``"regex"``."""
-    return "punkt" if _punkt() is not None else "regex"
+    """Which sentence splitter counts sentences (for results tables); raises when Punkt is missing."""
+    import nltk
+
+    punkt_tokenizer()
+    return f"nltk {nltk.__version__} punkt_tab (english)"
 
 
 def count_sentences(text: str) -> int:
-    """Number of sentences: NLTK Punkt (English) when available, else :func:`regex_sentences`."""
-    tok = _punkt()
-    return len(tok.tokenize(text)) if tok is not None else len(regex_sentences(text))
+    """Number of sentences by NLTK Punkt (English), as the official ``count_sentences``."""
+    return len(punkt_tokenizer().tokenize(text))
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,12 +163,64 @@ def _repeat_prompt(value: str, *, prompt_to_repeat: str, variant: str) -> bool:
     return text.startswith(prompt_to_repeat.strip().lower())
 
 
+@lru_cache(maxsize=1)
+def _langdetect_factory():
+    """langdetect's detector factory with its language profiles, seeded (see the module docstring)."""
+    try:
+        from langdetect import detector_factory
+    except ImportError as err:
+        raise IFEvalError("IFEval's language checks need langdetect: pip install langdetect==1.0.9") from err
+    factory = detector_factory.DetectorFactory()
+    factory.load_profile(detector_factory.PROFILES_DIRECTORY)
+    factory.seed = 0
+    return factory
+
+
+def detect_language(text: str) -> str | None:
+    """langdetect's language code of ``text`` (``en``, ``fr`` ...), ``None`` when it finds no features."""
+    from langdetect.lang_detect_exception import LangDetectException
+
+    detector = _langdetect_factory().create()
+    detector.append(text)
+    try:
+        return detector.detect()
+    except LangDetectException:
+        return None
+
+
+def _is_language(value: str, language: str) -> bool:
+    found = detect_language(value)
+    return True if found is None else found == language  # undetectable counts as followed (official)
+
+
 def _capital(value: str, *, variant: str) -> bool:
-    return value.isupper()
+    if variant == "speech_ifeval":  # Speech-IFEval comments the language check out
+        return value.isupper()
+    return value.isupper() and _is_language(value, "en")
 
 
 def _lowercase(value: str, *, variant: str) -> bool:
-    return value.islower()
+    if variant == "speech_ifeval":
+        return value.islower()
+    return value.islower() and _is_language(value, "en")
+
+
+def _response_language(value: str, *, language: str, variant: str) -> bool:
+    return _is_language(value, language)
+
+
+def word_tokens(text: str) -> list[str]:
+    """NLTK's ``word_tokenize(text)``: Punkt English sentences, each split by NLTK's Treebank word tokenizer."""
+    tok = punkt_tokenizer()  # the same Punkt model number_sentences counts with; raises PunktMissingError
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    words = NLTKWordTokenizer()
+    return [w for sentence in tok.tokenize(text) for w in words.tokenize(sentence)]
+
+
+def _capital_word_frequency(value: str, *, capital_frequency: int, capital_relation: str, variant: str) -> bool:
+    capitals = sum(1 for w in word_tokens(value) if w.isupper())
+    return _compare(capitals, capital_relation, capital_frequency, "capital_word_frequency")
 
 
 def _sentences(value: str, *, num_sentences: int, relation: str, variant: str) -> bool:
@@ -265,7 +323,8 @@ def _two_responses(value: str, *, variant: str) -> bool:
     return len(valid) == 2 and valid[0].strip() != valid[1].strip()
 
 
-def _nth_paragraph_first_word(value: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str, variant: str) -> bool:
+def _nth_paragraph_first_word(value: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str,
+                              variant: str) -> bool:
     paragraphs = re.split(r"\n\n", value)
     count = sum(1 for p in paragraphs if p.strip())
     if nth_paragraph > count:
@@ -307,9 +366,10 @@ CHECKERS: dict[str, Callable[..., bool]] = {
     "punctuation:no_comma": _no_comma,
     "combination:two_responses": _two_responses,
     "length_constraints:nth_paragraph_first_word": _nth_paragraph_first_word,
+    "language:response_language": _response_language,
+    "change_case:capital_word_frequency": _capital_word_frequency,
 }
-"""Supported instruction ids.  Not supported: ``language:response_language`` (needs langdetect) and
-``change_case:capital_word_frequency`` (needs NLTK's word tokenizer); they are counted as unsupported."""
+"""Supported instruction ids: every id of IFEval's registry (VoiceBench's and Speech-IFEval's copies)."""
 
 # Speech-IFEval's report groups (evaluation_main.py, print_report).
 SPEECH_IFEVAL_GROUPS = {
@@ -329,11 +389,13 @@ SPEECH_IFEVAL_GROUPS = {
 }
 
 
-def check_instruction(instruction_id: str, response: str, kwargs: Mapping[str, Any] | None, variant: str = "speech_ifeval") -> bool:
+def check_instruction(instruction_id: str, response: str, kwargs: Mapping[str, Any] | None,
+                      variant: str = "speech_ifeval") -> bool:
     """Strict check of one instruction on one response (a blank response always fails).
 
     ``kwargs`` are the benchmark row's arguments for this instruction; keys whose value is
-    ``None`` are dropped (as VoiceBench does; the IFEval data fills unused keys with null).
+    ``None`` are dropped (the IFEval data fills unused keys with null), and under ``variant="ifeval"``
+    also empty and zero values (VoiceBench keeps only truthy ones).
     """
     if variant not in VARIANTS:
         raise IFEvalError(f"unknown IFEval variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -341,7 +403,10 @@ def check_instruction(instruction_id: str, response: str, kwargs: Mapping[str, A
         raise IFEvalError(
             f"unsupported instruction id {instruction_id!r}; supported: {', '.join(sorted(CHECKERS))}"
         )
-    args = {k: v for k, v in (kwargs or {}).items() if v is not None}
+    if variant == "ifeval":  # VoiceBench: {k: v ... if v}
+        args = {k: v for k, v in (kwargs or {}).items() if v}
+    else:
+        args = {k: v for k, v in (kwargs or {}).items() if v is not None}
     if instruction_id in ("combination:repeat_prompt",) and "prompt_to_repeat" not in args:
         raise IFEvalError(f"{instruction_id}: kwargs need 'prompt_to_repeat'")
     if not response.strip():
@@ -365,13 +430,15 @@ def loose_variants(response: str) -> list[str]:
     ]
 
 
-def check_instruction_loose(instruction_id: str, response: str, kwargs: Mapping[str, Any] | None, variant: str = "speech_ifeval") -> bool:
+def check_instruction_loose(instruction_id: str, response: str, kwargs: Mapping[str, Any] | None,
+                            variant: str = "speech_ifeval") -> bool:
     """Loose check: the strict check passes on any of :func:`loose_variants`."""
     return any(check_instruction(instruction_id, r, kwargs, variant) for r in loose_variants(response))
 
 
 def evaluate_response(
-    response: str, instruction_ids: Sequence[str], kwargs_list: Sequence[Mapping[str, Any] | None] | None, variant: str = "speech_ifeval"
+    response: str, instruction_ids: Sequence[str], kwargs_list: Sequence[Mapping[str, Any] | None] | None,
+    variant: str = "speech_ifeval",
 ) -> dict[str, list[bool] | list[str]]:
     """Strict and loose results of every instruction of one row.
 

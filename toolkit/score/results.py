@@ -27,7 +27,7 @@ def format_value(value: float | None) -> str:
 def _notes(extra: dict[str, Any]) -> str:
     keep = []
     for key in ("skipped", "decode_errors", "parse_failure_rate", "unparsed", "empty_references_skipped", "unsupported_instructions_skipped",
-                "normalizer", "variant", "sentence_splitter", "strip_prefixes"):
+                "normalizer", "variant", "sentence_splitter", "strip_prefixes", "judge_protocol"):
         if key in extra:
             val = extra[key]
             keep.append(f"{key}: {format_value(val) if isinstance(val, float) else val}")

@@ -4,7 +4,9 @@ Every task is a dataset with columns ``audio``, ``file``, ``instruction``, ``lab
 tasks carry a second clip, ``audio2``, kept as an extra path); stored as parquet files or as a
 ``save_to_disk`` folder (:func:`toolkit.score.benchmarks.base.read_hf_table`).  Phase 1 is scored
 by whether the answer carries the label (``label_accuracy``); Phase 2's official scorer asks an
-LLM, so ``metric: judge`` with a ``judge_prompt`` is available too.
+LLM, so ``metric: judge`` with a ``judge_prompt`` is available too.  ``metric: auto`` takes the
+task's Phase-2 metric (:mod:`toolkit.score.dynamic_superb`) where the toolkit reproduces it (WER,
+CER, BLEU) and ``label_accuracy`` otherwise; each row records the Phase-2 metric as ``phase2_metric``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class DynamicSuperb(Benchmark):
         audio_dir: where embedded audio clips are written.
         task: task name used in ids and ``dataset`` (default: the folder name).
         split: split to read (default: ``test`` or the only one).
-        metric: ``label_accuracy`` (default), ``consecutive_words``, ``wer`` or ``judge``.
+        metric: ``label_accuracy`` (default), ``consecutive_words``, ``wer``, ``judge`` or ``auto`` (the
+            task's Phase-2 metric where reproduced, else ``label_accuracy``).
         judge_prompt: judge template for ``metric: judge`` (see ``data/judge_prompts.yaml``).
     """
 
@@ -42,8 +45,18 @@ class DynamicSuperb(Benchmark):
         self.audio_dir = Path(audio_dir)
         self.task = task or self.root.name
         self.split = split
-        if metric not in ("label_accuracy", "consecutive_words", "wer", "judge"):
-            raise BenchmarkError(f"dynamic_superb.metric: {metric!r} must be label_accuracy, consecutive_words, wer or judge")
+        if metric not in ("label_accuracy", "consecutive_words", "wer", "judge", "auto"):
+            raise BenchmarkError(f"dynamic_superb.metric: {metric!r} must be label_accuracy, consecutive_words, "
+                                 "wer, judge or auto")
+        self.phase2_metric = None
+        if metric == "auto":
+            from toolkit.score.dynamic_superb import RULE_METRICS, task_metric
+
+            try:
+                self.phase2_metric = task_metric(self.task)
+            except KeyError as err:
+                raise BenchmarkError(f"dynamic_superb.task: {err.args[0]}; metric: auto needs it") from None
+            metric = RULE_METRICS[self.phase2_metric][1] if self.phase2_metric in RULE_METRICS else "label_accuracy"
         self.metric = metric
         self.judge_prompt = judge_prompt
 
@@ -61,6 +74,8 @@ class DynamicSuperb(Benchmark):
                 extra["audio2"] = audio_cell_to_file(item["audio2"], out_dir, f"{uid}_2", self.root)
             if self.metric == "judge":
                 extra["judge_prompt"] = self.judge_prompt
+            if self.phase2_metric:
+                extra["phase2_metric"] = self.phase2_metric
             yield manifest_row(
                 id=uid, dataset=f"dynamic_superb_{safe_id(self.task)}", audio=audio, prompt=item["instruction"],
                 reference=item["label"], metric=self.metric, **extra,

@@ -5,16 +5,20 @@ subset's fields).  The audio bytes are written once to ``audio_dir``.  Scoring p
 the official ``evaluate.py`` evaluators:
 
 =====================================  ==========================================================
-alpacaeval, alpacaeval_full,           ``judge`` with ``voicebench_open`` (mean 1-5 rating)
-commoneval, wildvoice
-sd-qa (split = region: usa, aus ...)   ``judge`` with ``voicebench_qa`` (VoiceBench also reports
-                                       PEDANT, not available here)
-mmsu, openbookqa                       ``mc_accuracy`` (seeded random fill of unparsed answers)
-ifeval                                 ``ifeval``, original IFEval rules (``ifeval_final``)
+alpacaeval, alpacaeval_full,           ``judge`` with ``voicebench_open`` (mean 1-5 rating of 3
+commoneval, wildvoice                  samples at temperature 0.5, top_p 0.95, as api_judge.py)
+sd-qa (split = region: usa, aus ...)   ``judge`` with ``voicebench_qa`` (majority of 3 samples);
+                                       PEDANT (``panda``) only through ``score_predictions``
+mmsu, openbookqa                       ``voicebench_mcq`` (official letter rule, seeded random
+                                       fill of unparsed answers, fail rate reported)
+ifeval                                 ``ifeval``, original IFEval rules with langdetect (``ifeval_final``)
 advbench                               ``refusal`` (refusal-string rate)
-bbh                                    ``judge`` with ``voicebench_qa`` (VoiceBench's own bbh
-                                       evaluator is a long list of hand-written phrases)
+bbh                                    ``voicebench_bbh`` (the official phrase rules; the task
+                                       is read from the item's own id, kept as ``source_id``)
 =====================================  ==========================================================
+
+The rules are :mod:`toolkit.score.voicebench`'s, the ones ``score_predictions`` applies to a
+VoiceBench result file.
 """
 
 from __future__ import annotations
@@ -40,11 +44,11 @@ SUBSET_METRIC = {
     "commoneval": ("judge", "voicebench_open"),
     "wildvoice": ("judge", "voicebench_open"),
     "sd-qa": ("judge", "voicebench_qa"),
-    "mmsu": ("mc_accuracy", None),
-    "openbookqa": ("mc_accuracy", None),
+    "mmsu": ("voicebench_mcq", None),
+    "openbookqa": ("voicebench_mcq", None),
     "ifeval": ("ifeval", None),
     "advbench": ("refusal", None),
-    "bbh": ("judge", "voicebench_qa"),
+    "bbh": ("voicebench_bbh", None),
 }
 
 
@@ -85,7 +89,7 @@ class VoiceBench(Benchmark):
                 if key in item:
                     extra[f"source_{key}"] = item[key]
             reference = item.get("reference")
-            if metric in ("mc_accuracy",) and reference is None:
+            if metric in ("voicebench_mcq", "voicebench_bbh") and reference is None:
                 raise BenchmarkError(f"voicebench {self.subset} row {i}: no 'reference' column")
             yield manifest_row(
                 id=uid, dataset=f"voicebench_{self.subset}", audio=audio, prompt=item.get("prompt") or "",

@@ -1,11 +1,11 @@
-"""``hf`` judge: a local transformers causal LM, its own chat template, greedy, batched."""
+"""``hf`` judge: a local transformers causal LM, its own chat template, batched; greedy unless a protocol samples."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("hf")
@@ -28,12 +28,14 @@ class HFJudge(Judge):
 
         path = check_model_path(model_path, "score.judge.model_path")
         if not Path(path).is_dir():
-            raise JudgeError(f"score.judge.model_path: '{model_path}' is not a local directory; the hf judge never downloads")
+            raise JudgeError(f"score.judge.model_path: '{model_path}' is not a local directory; "
+                             "the hf judge never downloads")
         if dtype not in ("float32", "bfloat16", "float16"):
             raise JudgeError(f"score.judge.dtype: {dtype!r} is not one of float32, bfloat16, float16")
         self.model_path = path
         self.batch_size = batch_size
-        self.llm = LLMS.build({"name": "hf_causal_lm", "model_path": path, "dtype": dtype}, "score.judge").to(device).eval()
+        llm = LLMS.build({"name": "hf_causal_lm", "model_path": path, "dtype": dtype}, "score.judge")
+        self.llm = llm.to(device).eval()
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
 
     @property
@@ -46,6 +48,25 @@ class HFJudge(Judge):
 
         prepared = [self._fold_system_if_refused(c) for c in conversations]
         return [g.text for g in generate_chat(self.llm, prepared, self.settings, batch_size=self.batch_size)]
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation, sampled in one batch (each copy draws its own tokens)
+        with the protocol's temperature, top_p and max_tokens (unset top_p: 1; unset max_tokens: this judge's
+        ``max_new_tokens``).  Sampling is seeded with ``protocol.seed``, so a rerun gives the same
+        answers.  A protocol that does not sample (temperature 0 or unset) gets the greedy answer."""
+        if not protocol.sampled:
+            return super().sample(conversations, protocol)
+        from dataclasses import replace
+
+        from toolkit.models.generation import generate_chat
+
+        settings = replace(self.settings, do_sample=True, temperature=protocol.temperature,
+                           top_p=1.0 if protocol.top_p is None else protocol.top_p,
+                           max_new_tokens=protocol.max_tokens or self.settings.max_new_tokens, seed=protocol.seed)
+        n = protocol.samples
+        prepared = [self._fold_system_if_refused(c) for c in conversations for _ in range(n)]
+        texts = [g.text for g in generate_chat(self.llm, prepared, settings, batch_size=self.batch_size)]
+        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]
 
     def _fold_system_if_refused(self, conversation: Conversation) -> Conversation:
         """Templates that refuse a system turn (Gemma, Mistral) get it folded into the first user turn."""

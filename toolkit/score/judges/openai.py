@@ -7,10 +7,11 @@ errors retried with backoff, other HTTP errors fail at once with the server's me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from toolkit.models.chat_endpoint import ChatEndpoint, ChatEndpointError
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError
+from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
 @JUDGES.register("openai")
@@ -23,29 +24,46 @@ class OpenAIJudge(Judge):
         max_retries: retries per request after the first try.
         backoff_s: first retry delay; doubles each retry.
         timeout_s: per-request timeout.
-        temperature: sampling temperature (0: greedy, as the benchmarks' judges).
+        temperature: sampling temperature of :meth:`generate` (0: greedy); ``None``: not sent.  A benchmark
+            that asks with its official protocol (:meth:`sample`, :meth:`ask`) sends that protocol's fields
+            instead of these three.
         top_p: nucleus sampling parameter sent with the request (``None``: not sent).
         max_tokens: answer length limit.
     """
 
     def __init__(self, model: str, base_url: str = "https://api.openai.com/v1", api_key_env: str = "OPENAI_API_KEY",
                  max_concurrency: int = 4, max_retries: int = 5, backoff_s: float = 1.0, timeout_s: float = 60.0,
-                 temperature: float = 0.0, top_p: float | None = None, max_tokens: int = 512):
+                 temperature: float | None = 0.0, top_p: float | None = None, max_tokens: int = 512):
         try:
             self.endpoint = ChatEndpoint(base_url, model, api_key_env=api_key_env, max_concurrency=max_concurrency,
                                          max_retries=max_retries, backoff_s=backoff_s, timeout_s=timeout_s)
         except ValueError as err:
             raise JudgeError(f"score.judge: {err}") from err
-        self.fields: dict[str, float | int] = {"temperature": temperature, "max_tokens": max_tokens}
+        self.fields: dict[str, Any] = {"max_tokens": max_tokens}
+        if temperature is not None:
+            self.fields["temperature"] = temperature
         if top_p is not None:
             self.fields["top_p"] = top_p
+
+    applies_request = True
 
     @property
     def name(self) -> str:
         return f"openai:{self.endpoint.model}@{self.endpoint.base_url}"
 
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+        return self._complete(conversations, self.fields)
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        """``protocol.samples`` answers per conversation with exactly the protocol's request fields (``{}``: only
+        model and messages), not this judge's own settings.  Several samples are that many requests each (the
+        official VoiceBench call asks for them as ``n=3`` in one request; the answers are drawn the same way)."""
+        n = protocol.samples
+        texts = self._complete([c for c in conversations for _ in range(n)], protocol.request)
+        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]
+
+    def _complete(self, conversations: Sequence[Conversation], fields: Mapping[str, Any]) -> list[str]:
         try:
-            return [g.text for g in self.endpoint.complete(conversations, self.fields)]
+            return [g.text for g in self.endpoint.complete(conversations, dict(fields))]
         except ChatEndpointError as err:
             raise JudgeError(f"score.judge (openai): {err}") from err

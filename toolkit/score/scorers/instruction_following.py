@@ -41,7 +41,8 @@ class IFEvalScorer(Scorer):
         for r in rows:
             ids = r.get("instruction_id_list")
             if not ids:
-                raise ScoreError(f"row id={r.get('id')!r}: metric ifeval needs 'instruction_id_list' (and 'kwargs') in the manifest")
+                raise ScoreError(f"row id={r.get('id')!r}: metric ifeval needs 'instruction_id_list' (and 'kwargs') "
+                                 "in the manifest")
             variant = r.get("ifeval_variant") or self.variant  # VoiceBench rows ask for the original rules
             variants_used.add(variant)
             out = evaluate_response(r.get("prediction") or "", ids, r.get("kwargs"), variant)
@@ -69,12 +70,12 @@ class IFEvalScorer(Scorer):
             "ifeval_prompt_loose": percent(prompt_loose, n_rows),
         }
         values["ifeval_final"] = sum(values.values()) / 4 if n_rows else float("nan")
-        extra: dict[str, Any] = {"variant": "+".join(sorted(variants_used)) or self.variant, "sentence_splitter": sentence_splitter_name(),
-                                 "instructions": n_inst}
+        extra: dict[str, Any] = {"variant": "+".join(sorted(variants_used)) or self.variant, "instructions": n_inst}
+        punkt_checks = ("length_constraints:number_sentences", "change_case:capital_word_frequency")
+        if any(c in (r.get("instruction_id_list") or []) for r in rows for c in punkt_checks):
+            extra["sentence_splitter"] = sentence_splitter_name()  # Punkt; its absence already failed the check
         if unsupported:
             extra["unsupported_instructions_skipped"] = dict(unsupported)
-        if "ifeval" in variants_used:
-            extra["note"] = "change_case checks run without langdetect"
         groups = {g: percent(group_ok[g], group_total[g]) for g in sorted(group_total)}
         results = []
         for metric, value in values.items():
