@@ -5,7 +5,7 @@
 #   Stage 1: data prep            corpus           -> data/<set>/{wav.scp,text,utt2spk,utt2dur,metadata.jsonl}
 #   Stage 2: audio check          data/<set>       -> data/<set>/{bad_utts,utt2dur}
 #   Stage 3: seed descriptions    data/<set>       -> data/<set>/seed_descriptions.jsonl
-#   Stage 4: self-generation      seed descriptions -> <selfgen.output_dir>/<set>.jsonl
+#   Stage 4: self-generation      seed descriptions -> <selfgen.output_dir>/<set>.jsonl (or .shard<i>of<n>.jsonl)
 #   Stage 5: training             self-generated rows -> exp/<tag>/train (TensorBoard: exp/<tag>/train/tb)
 #   Stage 6: decoding             eval sets        -> exp/<tag>/decode/<set>/decode.jsonl
 #   Stage 7: scoring              decoded rows     -> exp/<tag>/RESULTS.md, results.json
