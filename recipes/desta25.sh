@@ -23,7 +23,8 @@ log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINE
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 stage_given=false
-config=""; stage=1; stop_stage=8; tag=""; ngpu=0; nshards=1; cmd=local; cmd_conf=""; force=false; stage1=prepare_data; skip=""
+config=""; stage=1; stop_stage=8; tag=""; ngpu=0; nshards=1; cmd=local; cmd_conf=""
+force=false; stage1=prepare_data; skip=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --ngpu) ngpu=$2; shift 2 ;;
     --nshards) nshards=$2; shift 2 ;;
     --cmd) cmd=$2; shift 2 ;;
-    --cmd_conf) cmd_conf=$2; shift 2 ;;  # the engine's resources (default: conf/<cmd>.yaml, else recipes/conf/<cmd>.yaml)
+    --cmd_conf) cmd_conf=$2; shift 2 ;;  # engine resources (default conf/<cmd>.yaml, else recipes/conf/<cmd>.yaml)
     --force) force=true; shift ;;
     --stage1) stage1=$2; shift 2 ;;    # stage 1 module (prepare_benchmark for egs/eval)
     --skip) skip=$2; shift 2 ;;        # stages never run by this recipe, e.g. "2 3 4 5 8"
@@ -79,8 +80,10 @@ run_stage() {
   local m
   if [ "$cmd" = slurm ] && [ "$n" = 5 ]; then  # training as one batch job (srun: Lightning's SLURM launcher)
     if ! "$python" -m toolkit.bin.launch job --modules "$module" --config "$config" --cmd "$cmd" "${cmd_conf_flag[@]}" \
-        --log_dir "$exp/logs" --name "stage$n" "${force_flag[@]}" -- "$@" "${overrides[@]}" 2>&1 | tee -a "$exp/logs/stage$n.log"; then
-      log "Stage $n failed; see the job log named above. Fix the cause and rerun: $0 --config $config --stage $n --tag $tag --cmd $cmd"
+        --log_dir "$exp/logs" --name "stage$n" "${force_flag[@]}" -- "$@" "${overrides[@]}" 2>&1 \
+        | tee -a "$exp/logs/stage$n.log"; then
+      log "Stage $n failed; see the job log named above. Fix the cause and rerun:" \
+        "$0 --config $config --stage $n --tag $tag --nshards $nshards --cmd $cmd"
       exit 1
     fi
     touch "$marker"; return 0
@@ -104,7 +107,8 @@ run_sharded() {
   log "Stage $n: $what ($nshards shard(s), cmd=$cmd)"
   if ! "$python" -m toolkit.bin.launch shards --stage "$module" --config "$config" --nshards "$nshards" --cmd "$cmd" \
       "${cmd_conf_flag[@]}" --log_dir "$exp/logs" --name "stage$n" "${force_flag[@]}" -- "${overrides[@]}" 2>&1; then
-    log "Stage $n failed (see above for each shard's log); rerun: $0 --config $config --stop_stage $stop_stage --tag $tag --nshards $nshards --cmd $cmd"
+    log "Stage $n failed (see above for each shard's log); the same command again submits only the missing" \
+      "shards: $0 --config $config --stop_stage $stop_stage --tag $tag --nshards $nshards --cmd $cmd"
     exit 1
   fi
 }

@@ -150,9 +150,11 @@ def shard_status(out_dir: str | os.PathLike, shard: int, nshards: int, identity:
     marker = marker_path(out_dir, shard, nshards)
     record = read_marker(marker)
     if record is None:
-        return ShardStatus(shard, nshards, False, "not finished" if not marker.exists() else f"{marker} has no identity")
+        reason = "not finished" if not marker.exists() else f"{marker} has no identity"
+        return ShardStatus(shard, nshards, False, reason)
     if record["identity"] != identity:
-        return ShardStatus(shard, nshards, False, f"stale marker {marker} ({_differences(record['identity'], identity)})")
+        reason = f"stale marker {marker} ({_differences(record['identity'], identity)})"
+        return ShardStatus(shard, nshards, False, reason)
     for name, rows in record.get("outputs", {}).items():
         path = out_dir / name
         if not path.is_file():
@@ -230,10 +232,10 @@ def complete_set(directory: str | os.PathLike, stem: str, out_dir: str | os.Path
     if len(counts) > 1:
         listing = "; ".join(f"{n} shard{'s' if n > 1 else ''}: "
                             f"{', '.join(p.name for p in _files_of(directory, stem, n) if p.exists())}" for n in counts)
-        raise ShardError(f"{directory}: '{stem}' has shard files from {len(counts)} different --nshards runs ({listing}). "
-                         f"Their ids overlap, so reading them together counts rows twice. Keep one run: delete the "
-                         f"files of the other shard count (and their {out_dir}/.done.shard<i>of<n> markers), then rerun "
-                         f"{stage} with the count you kept.")
+        raise ShardError(f"{directory}: '{stem}' has shard files from {len(counts)} different --nshards runs "
+                         f"({listing}). Their ids overlap, so reading them together counts rows twice. Keep one run: "
+                         f"delete the files of the other shard count (and their {out_dir}/.done.shard<i>of<n> "
+                         f"markers), then rerun {stage} with the count you kept.")
     n = counts[0]
     problems, identities = [], {}
     for i, path in enumerate(_files_of(directory, stem, n)):
@@ -260,7 +262,8 @@ def complete_set(directory: str | os.PathLike, stem: str, out_dir: str | os.Path
         for i, v in identities.items():
             groups.setdefault(json.dumps(v, sort_keys=True), []).append(i)
         problems.append("the markers name different runs (" + "; ".join(
-            f"shards {ids}: config {json.loads(k)['config_sha256'][:12]}, model {str(json.loads(k)['model_sha256'])[:12]}"
+            f"shards {ids}: config {json.loads(k)['config_sha256'][:12]}, "
+            f"model {str(json.loads(k)['model_sha256'])[:12]}"
             for k, ids in groups.items()) + "): some shards were written with other settings or weights")
     if problems:
         raise ShardError(f"{directory}: the {n}-shard set of '{stem}' cannot be used: " + "; ".join(problems)
@@ -278,7 +281,8 @@ def iter_unique_rows(files: Iterable[str | os.PathLike]) -> Iterator[dict[str, A
         for row in iter_jsonl(path):
             key = str(row.get("id"))
             if key in seen:
-                raise ShardError(f"id '{key}' is in both {seen[key]} and {path}: these files overlap; keep one shard set")
+                raise ShardError(f"id '{key}' is in both {seen[key]} and {path}: these files overlap; "
+                                 f"keep one shard set")
             seen[key] = str(path)
             yield row
 

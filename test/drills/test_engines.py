@@ -31,8 +31,8 @@ def test_sbatch_flags_come_from_conf_slurm_yaml(tmp_path):
         "selfgen": {"gpu": 1, "max_concurrent": 2, "extra": ["--exclusive"]},
         "train": {"gpu": 4, "nodes": 2}}))
     engine = load_engine("slurm", conf)
-    tasks = [Task(i, [["python", "-m", "toolkit.bin.selfgen", "--shard", str(i)]], tmp_path / f"s.shard{i}.attempt1.log")
-             for i in (1, 3, 4)]
+    tasks = [Task(i, [["python", "-m", "toolkit.bin.selfgen", "--shard", str(i)]],
+                  tmp_path / f"s.shard{i}.attempt1.log") for i in (1, 3, 4)]
     cmd = sbatch_command("selfgen", engine.settings("selfgen"), "stage4", tasks, "logs/stage4.shard%a.attempt1.log")
     assert cmd[:3] == ["sbatch", "--parsable", "--wait"]
     for flag in ("--partition=big", "--time=04:00:00", "--mem=64G", "--cpus-per-task=8", "--gres=gpu:1",

@@ -45,7 +45,7 @@ def stage_command(module: str, config: str, force: bool, overrides: list[str], e
 def run_shards(args: argparse.Namespace) -> int:
     from toolkit.engines import Task, load_engine
     from toolkit.engines.base import next_attempt
-    from toolkit.shards import complete_set, merge_set, refuse_other_counts, shard_status
+    from toolkit.shards import clear_marker, complete_set, merge_set, refuse_other_counts, shard_status
 
     stage, n = args.stage, args.nshards
     number, name = STAGE_NUMBER[stage], args.name or f"stage{STAGE_NUMBER[stage]}"
@@ -69,7 +69,9 @@ def run_shards(args: argparse.Namespace) -> int:
                       Path(args.log_dir) / f"{name}.shard{i}.attempt{attempt}.log") for i in missing]
         for s in statuses:
             if s.shard in missing:
-                log.info("Stage %d: shard %d of %d: %s", number, s.shard, n, s.reason)
+                log.info("Stage %d: shard %d of %d: %s", number, s.shard, n, "redo (--force)" if redo else s.reason)
+            if redo:  # a forced shard is not done until it reruns, even if its task is cancelled before it starts
+                clear_marker(out_dir, s.shard, n)
         log.info("Stage %d: submitting shards %s of %d (--cmd %s, attempt %d; logs %s)", number, missing, n, args.cmd,
                  attempt, tasks[0].log.with_name(f"{name}.shard<i>.attempt{attempt}.log"))
         results = engine.run(stage, name, tasks)

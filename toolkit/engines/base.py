@@ -55,7 +55,8 @@ def describe_returncode(code: int | None) -> str:
 
 def next_attempt(log_dir: Path, name: str) -> int:
     """1 + the highest attempt number among ``<name>.*attempt<k>.log``: a new attempt never overwrites a log."""
-    found = [int(m[1]) for p in log_dir.glob(f"{name}*.attempt*.log") if (m := re.search(r"\.attempt(\d+)\.log$", p.name))]
+    found = [int(m[1]) for p in log_dir.glob(f"{name}*.attempt*.log")
+             if (m := re.search(r"\.attempt(\d+)\.log$", p.name))]
     return max(found, default=0) + 1
 
 
@@ -79,7 +80,8 @@ class Engine(abc.ABC):
             elif kind in ("default", *KINDS):
                 for key in node or {}:
                     if key not in self.keys:
-                        problems.append(f"{source}: {kind}.{key} is not a setting of this engine; valid: {', '.join(self.keys)}")
+                        problems.append(f"{source}: {kind}.{key} is not a setting of this engine; "
+                                        f"valid: {', '.join(self.keys)}")
         if problems:
             raise ConfigError("invalid engine config:\n  " + "\n  ".join(problems))
         self.resources = resources

@@ -102,7 +102,8 @@ class SlurmEngine(Engine):
         if shutil.which("sbatch") is None:
             raise ConfigError("--cmd slurm: 'sbatch' is not on PATH; run on a SLURM login node or use --cmd local")
         # One --output pattern for the whole array: %a is the index; the attempt number is in the file name.
-        pattern = str(tasks[0].log).replace(f"shard{tasks[0].index}.", "shard%a.") if len(tasks) > 1 else str(tasks[0].log)
+        first = tasks[0]
+        pattern = str(first.log).replace(f"shard{first.index}.", "shard%a.") if len(tasks) > 1 else str(first.log)
         for t in tasks:
             t.log.parent.mkdir(parents=True, exist_ok=True)
         cmd = sbatch_command(kind, self.settings(kind), name, tasks, pattern)
@@ -114,5 +115,6 @@ class SlurmEngine(Engine):
         results = []
         for t in tasks:
             state, code = states.get(t.index, states.get(None, ("UNKNOWN", "?")))
-            results.append(TaskResult(t, state == "COMPLETED", f"{state} (job {job_id}_{t.index}, exit {code})"))
+            where = f"job {job_id}_{t.index}" if "--array" in " ".join(cmd) else f"job {job_id}"
+            results.append(TaskResult(t, state == "COMPLETED", f"{state} ({where}, exit {code})"))
         return results
