@@ -47,9 +47,11 @@ def test_sbatch_flags_come_from_conf_slurm_yaml(tmp_path):
     script = wrap_script([Task(0, [["a"], ["b", "x y"]], tmp_path / "l", ranks=[False, True])])
     assert "0) a && srun b 'x y' ;;" in script
     # the shipped files are valid for their engines
-    for name in ("slurm", "ray"):
-        load_engine(name, ROOT / "recipes" / "conf" / f"{name}.yaml")
-        load_engine(name, ROOT / "egs" / "mini" / "desta25" / "conf" / f"{name}.yaml")
+    shipped = [*(ROOT / "recipes" / "conf").glob("*.yaml"), *(ROOT / "egs").glob("*/*/conf/*.yaml")]
+    engine_files = [p for p in shipped if p.stem in ("local", "slurm", "ray")]
+    assert len(engine_files) >= 4
+    for path in engine_files:
+        load_engine(path.stem, path)
 
 
 def test_a_misspelled_resource_is_refused_naming_the_file(tmp_path):
