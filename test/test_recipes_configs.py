@@ -14,7 +14,9 @@ from toolkit.config import check_section, load_config, to_container
 from toolkit.models.lalm import check_model_config
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = sorted((ROOT / "egs").glob("*/*/conf/*.yaml"))
+# conf/<engine>.yaml (slurm, ray, local) are engine resource files, checked in test/drills/test_engines.py
+ENGINE_CONFS = {"local", "slurm", "ray"}
+CONFIGS = sorted(p for p in (ROOT / "egs").glob("*/*/conf/*.yaml") if p.stem not in ENGINE_CONFS)
 CORPORA = ["librispeech", "vctk", "iemocap", "cremad", "esc50", "audiocaps", "vocalsound", "gtzan", "nsynth",
            "libricount", "speech_commands", "voxceleb1", "commonvoice"]
 FULL_SWAP = ["llm=llama3_1_8b_instruct", "encoder=whisper_large_v3", "adapter=qformer"]

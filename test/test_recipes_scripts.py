@@ -78,7 +78,9 @@ def test_eval_recipe_end_to_end(tmp_path, tiny_model_config):
     assert sorted(r["id"] for r in decoded) == ["mmau_q1", "mmau_q2"] and all("prediction" in r for r in decoded)
     results = (recipe / "exp" / "mmau" / "RESULTS.md").read_text()
     assert "mmau_test_mini" in results
-    # a rerun skips every finished stage
-    again = subprocess.run([str(recipe / "run.sh"), "--config", "conf/mmau.yaml", "--", f"model_dir={model_dir}"],
+    # a rerun with the same settings skips every finished stage (stage 6 checks its shard markers: no model loads)
+    again = subprocess.run([str(recipe / "run.sh"), "--config", "conf/mmau.yaml", "--", f"model_dir={model_dir}",
+                            "decode.batch_size=2", "decode.generation.max_new_tokens=4"],
                            capture_output=True, text=True, timeout=120, env=env)
-    assert again.returncode == 0 and again.stdout.count("already done") == 3  # stages 1, 6 and 7
+    assert again.returncode == 0 and again.stdout.count("already done") == 3, again.stdout[-3000:]  # stages 1, 6, 7
+    assert "Decoding shard" not in again.stdout

@@ -10,7 +10,9 @@ from toolkit.models.loading import skip_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 # egs/eval configs decode a given model_dir (no model nodes); test/test_recipes_configs.py checks them.
-RECIPE_CONFIGS = sorted(p for p in (ROOT / "egs").glob("*/*/conf/*.yaml") if p.parts[-4] != "eval")
+# conf/<engine>.yaml (slurm, ray) are engine resource files, checked in test/drills/test_engines.py
+RECIPE_CONFIGS = sorted(p for p in (ROOT / "egs").glob("*/*/conf/*.yaml")
+                        if p.parts[-4] != "eval" and p.stem not in ("local", "slurm", "ray"))
 GROUPS = {"encoder": "ENCODERS", "adapter": "ADAPTERS", "llm": "LLMS", "transcriber": "TRANSCRIBERS"}
 
 

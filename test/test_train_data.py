@@ -162,8 +162,15 @@ def test_train_jsonl_takes_globs_and_lists_of_shards(tmp_path):
                  "messages": [{"role": "user", "content": "<|AUDIO|>\nq", "audios": [{"audio": "/x.wav", "text": "t", "duration": 1.0}]},
                               {"role": "assistant", "content": "r"}]} for i in range(3)]
         (tmp_path / f"train.shard{shard}of2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from toolkit.shards import make_identity, write_marker
+
+    identity = make_identity("selfgen", {"generator": "x"}, None, 2)
+    for shard in range(2):  # what stage 4 writes last (test/drills/test_shards.py drills the missing/stale cases)
+        write_marker(tmp_path, shard, 2, identity, [tmp_path / f"train.shard{shard}of2.jsonl"])
     by_glob, _ = read_rows(str(tmp_path / "train*.jsonl"))
+    by_plain, _ = read_rows(str(tmp_path / "train.jsonl"))  # the unsharded name of a sharded run means its shards
     by_list, _ = read_rows([str(tmp_path / "train.shard0of2.jsonl"), str(tmp_path / "train.shard1of2.jsonl")])
-    assert sorted(s.id for s in by_glob) == sorted(s.id for s in by_list) and len(by_glob) == 6
+    assert sorted(s.id for s in by_glob) == sorted(s.id for s in by_list) == sorted(s.id for s in by_plain)
+    assert len(by_glob) == 6
     with pytest.raises(DataError, match="no file matches"):
         read_rows(str(tmp_path / "dev*.jsonl"))

@@ -52,15 +52,35 @@ class DecodeConfig:
     vllm: dict[str, Any] = field(default_factory=dict)
 
 
-def model_identity(model_dir: str, overrides: list[str], generation: dict, transcriber: dict | None) -> dict[str, Any]:
+def model_identity(model_dir: str, overrides: list[str], generation: dict, transcriber: dict | None,
+                   hash_weights: bool = True) -> dict[str, Any]:
     """What produced a prediction: the weights' hash, the model config and the decoding settings."""
     import hashlib
 
     weights = Path(model_dir) / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if hash_weights and weights.is_file() else None
     config = (Path(model_dir) / "config.yaml").read_text() if (Path(model_dir) / "config.yaml").is_file() else ""
     return json.loads(json.dumps({"weights_sha256": digest, "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
                                   "overrides": overrides, "generation": generation, "transcriber": transcriber}, default=str))
+
+
+def shard_identity(section: DecodeConfig, nshards: int) -> dict[str, Any]:
+    """What this stage's shards must agree on, from files alone (no model loads): the trained weights'
+    hash, the model config, the decoding settings and the sets decoded."""
+    from toolkit.shards import make_identity
+
+    config = model_identity(section.model_dir, section.model_overrides, section.generation, section.transcriber,
+                            hash_weights=False)
+    config.update(backend={"name": section.backend, **section.vllm}, manifest=section.manifest,
+                  sets=[Path(s).name for s in section.eval_sets])
+    return make_identity("decode", config, Path(section.model_dir) / "model.safetensors", nshards)
+
+
+def shard_plan(cfg: Any, nshards: int) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
+    """(marker dir, identity, [(directory, stem) of each output set]) for the launcher and the scorer."""
+    section = build_section(cfg.decode, DecodeConfig, "decode")
+    out_root = Path(section.output_dir)
+    return out_root, shard_identity(section, nshards), [(out_root / Path(s).name, "decode") for s in section.eval_sets]
 
 
 def reset_if_stale(out: Path, identity: dict[str, Any], force: bool) -> None:
@@ -93,11 +113,30 @@ def main(argv: list[str] | None = None) -> None:
     from toolkit.models.transcribers import TRANSCRIBERS
     from toolkit.jsonl import shard_of
 
+    from toolkit.shards import clear_marker, output_name, refuse_other_counts, remove_count, shard_status, write_marker
+
     if not 0 <= args.shard < args.nshards:
         raise SystemExit(f"--shard must be in [0, {args.nshards}), got {args.shard}")
     from toolkit.bin.selfgen import check_unique_names
 
     check_unique_names(section.eval_sets, "decode.eval_sets")
+    out_root = Path(section.output_dir)
+    identity = shard_identity(section, args.nshards)
+    status = shard_status(out_root, args.shard, args.nshards, identity)
+    if status.done and not args.force:  # checked from the marker and the files: no model is loaded to find out
+        log.info("Decoding shard %d of %d is already done for this model and these settings; nothing to do",
+                 args.shard, args.nshards)
+        return
+    log.info("Decoding shard %d of %d: %s", args.shard, args.nshards, "--force" if args.force else status.reason)
+    if args.force:
+        stale = [n for n in shard_counts_of(out_root) if n != args.nshards]
+    else:
+        stale = refuse_other_counts(out_root, args.nshards, identity, "./run.sh --stage 6",
+                                    f"pass --force to decode every set again with --nshards {args.nshards}")
+    for n in stale:  # predictions of another model or shard count: decoding redoes them
+        for path in remove_count(out_root, n):
+            log.info("removed %s (from a %d-shard run of another model or setting)", path, n)
+    clear_marker(out_root, args.shard, args.nshards)
     if section.backend == "vllm":
         from toolkit.decode.vllm_engine import VLLMEngine
 
@@ -111,22 +150,25 @@ def main(argv: list[str] | None = None) -> None:
             model.transcriber = TRANSCRIBERS.build(section.transcriber, "decode.transcriber").to(section.device)
     else:
         raise SystemExit(f"decode.backend: '{section.backend}' is not one of hf, vllm")
-    identity = model_identity(section.model_dir, section.model_overrides, section.generation, section.transcriber)
-    identity["backend"] = {"name": section.backend, **section.vllm}
-    out_root = Path(section.output_dir)
     save_resolved(cfg, out_root)
-    summary = {}
+    summary, outputs = {}, []
     for eval_set in section.eval_sets:
         rows = DataDir(eval_set).eval_rows(section.manifest)
         rows = [r for r in rows if shard_of(r["id"], args.nshards) == args.shard]
-        suffix = "" if args.nshards == 1 else f".shard{args.shard}of{args.nshards}"
-        out = out_root / Path(eval_set).name / f"decode{suffix}.jsonl"
+        out = out_root / Path(eval_set).name / output_name("decode", args.shard, args.nshards)
         reset_if_stale(out, identity, args.force)
+        outputs.append(out)
         log.info("Decoding %s (%d rows) -> %s", eval_set, len(rows), out)
         summary[eval_set] = decode_rows(model, rows, out, batch_size=section.batch_size, generation=section.generation)
         log.info("done: %s", json.dumps(summary[eval_set]))
     (out_root / f"decode_stats{'' if args.nshards == 1 else f'.shard{args.shard}'}.json").write_text(json.dumps(summary, indent=2))
-    (out_root / f".done.shard{args.shard}of{args.nshards}").touch()
+    write_marker(out_root, args.shard, args.nshards, identity, outputs)  # last: the shard is done
+
+
+def shard_counts_of(out_root: Path) -> list[int]:
+    from toolkit.shards import shard_counts
+
+    return sorted(shard_counts(out_root))
 
 
 if __name__ == "__main__":

@@ -44,29 +44,20 @@ class ScoreOptions:
 
 
 def merged_decode_file(set_dir: Path) -> Path:
-    """``decode.jsonl`` of a set; sharded decoding (``decode.shard<i>of<n>.jsonl``) is merged into it first."""
+    """``decode.jsonl`` of a set; sharded decoding (``decode.shard<i>of<n>.jsonl``) is merged into it first.
+
+    Stage 6 output (its ``.done.shard<i>of<n>`` markers sit in the decode root, ``set_dir.parent``) is read
+    only as a complete set whose markers agree (toolkit/shards.py): a missing, stale or cut-short shard, or
+    files of two shard counts, are refused with the fix instead of being scored as if complete."""
+    from toolkit.shards import SHARD_FILE, merge_set
+
     merged = set_dir / "decode.jsonl"
-    shards = sorted(set_dir.glob("decode.shard*of*.jsonl"))
-    if shards and (not merged.exists() or any(s.stat().st_mtime > merged.stat().st_mtime for s in shards)):
-        import json
-        import re
-
-        from toolkit.config import ConfigError
-        from toolkit.jsonl import iter_jsonl
-
-        n = int(re.search(r"of(\d+)\.jsonl$", shards[0].name).group(1))
-        unfinished = [i for i in range(n) if not (set_dir.parent / f".done.shard{i}of{n}").exists()]
-        if unfinished:  # a shard still running or killed mid-write would be scored half done
-            raise ConfigError(f"{set_dir}: decode shards {unfinished} of {n} have not finished "
-                              f"(no {set_dir.parent}/.done.shard<i>of{n}); rerun stage 6 for them first")
-        tmp = set_dir / "decode.jsonl.tmp"
-        with open(tmp, "w", encoding="utf-8") as out:
-            for shard in shards:
-                for row in iter_jsonl(shard):
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(merged)
-        log.info("%s: merged %d decode shards into %s", set_dir, len(shards), merged)
-    return merged
+    sharded = any(SHARD_FILE.match(p.name) for p in set_dir.glob("decode.shard*of*.jsonl"))
+    if not sharded and not any(set_dir.parent.glob(".done.shard*of*")):
+        return merged  # decode output not written by stage 6 (a hand-made or copied file)
+    path = merge_set(set_dir, "decode", set_dir.parent, stage="stage 6 (decoding)")
+    log.info("%s: %s", set_dir, f"scoring the merged shards in {path}" if sharded else f"scoring {path}")
+    return path
 
 
 def resolve_inputs(inputs: Any) -> list[tuple[str, Path]]:

@@ -51,8 +51,35 @@ class SelfGenConfig:
 
 
 def output_name(data_dir: str, shard: int, nshards: int) -> str:
-    name = Path(data_dir).name
-    return f"{name}.jsonl" if nshards == 1 else f"{name}.shard{shard}of{nshards}.jsonl"
+    from toolkit.shards import output_name as shard_file
+
+    return shard_file(Path(data_dir).name, shard, nshards)
+
+
+def shard_identity(section: SelfGenConfig, nshards: int) -> dict[str, Any]:
+    """What this stage's shards must agree on, computed from the config and the files alone (no model loads).
+
+    The hash covers everything that shapes an answer (backend node, decoding, template, system prompt,
+    instruction draw) but not where it runs (``device``) or how fast (``batch_size``); the model hash is the
+    backbone's weight files (``llm.model_path`` or ``model_path``)."""
+    from toolkit.shards import make_identity
+
+    backend = {k: v for k, v in (to_container(section.backend) or {}).items() if k != "device"}
+    llm = backend.get("llm") if isinstance(backend.get("llm"), dict) else {}
+    model_path = llm.get("model_path") or backend.get("model_path")
+    config = {"backend": backend, "template": section.template, "system_prompt": section.system_prompt,
+              "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip,
+              "sets": [Path(d).name for d in section.data_dirs]}
+    return make_identity("selfgen", config, model_path, nshards)
+
+
+def shard_plan(cfg: Any, nshards: int) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
+    """(marker dir, identity, [(directory, stem) of each output set]) for the launcher and the readers."""
+    if "selfgen" not in cfg:
+        raise SystemExit("the config has no 'selfgen:' section; see egs/mini/desta25/conf/desta25.yaml for one")
+    section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
+    out_dir = Path(section.output_dir)
+    return out_dir, shard_identity(section, nshards), [(out_dir, Path(d).name) for d in section.data_dirs]
 
 
 def check_unique_names(dirs: list[str], key: str) -> None:
@@ -108,10 +135,24 @@ def main(argv: list[str] | None = None) -> None:
     from toolkit.selfgen.instructions import InstructionPool
     from toolkit.selfgen.runner import build_items, run_selfgen
 
+    from toolkit.shards import clear_marker, refuse_other_counts, shard_status, write_marker
+
     raise_if_problems(SELFGEN_BACKENDS.check(to_container(section.backend), "selfgen.backend"))
     check_unique_names(section.data_dirs, "selfgen.data_dirs")
-    pool = InstructionPool(**section.instructions)
+    if not 0 <= args.shard < args.nshards:
+        raise SystemExit(f"--shard must be in [0, {args.nshards}), got {args.shard}")
     out_dir = Path(section.output_dir)
+    identity = shard_identity(section, args.nshards)
+    status = shard_status(out_dir, args.shard, args.nshards, identity)
+    if status.done:  # checked from the marker and the files: no model is loaded to find out
+        log.info("Self-generation shard %d of %d is already done for this config and model; nothing to do",
+                 args.shard, args.nshards)
+        return
+    log.info("Self-generation shard %d of %d: %s", args.shard, args.nshards, status.reason)
+    refuse_other_counts(out_dir, args.nshards, identity, "./run.sh --stage 4",
+                        f"delete {out_dir} to regenerate every answer with --nshards {args.nshards}")
+    clear_marker(out_dir, args.shard, args.nshards)
+    pool = InstructionPool(**section.instructions)
     backend = SELFGEN_BACKENDS.build(section.backend, "selfgen.backend")
     # Everything that shapes an answer: the engine and its decoding, and the question put to it.
     generator = {**backend.description(), "template": section.template, "system_prompt": section.system_prompt,
@@ -123,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     meta_file = out_dir / f"selfgen_meta.shard{args.shard}of{args.nshards}.json"
     # Written before the first answer, so even a killed run records which generator wrote its rows.
     meta_file.write_text(json.dumps({"generator": generator, "stats": None}, indent=2, default=str))
-    all_stats = []
+    all_stats, outputs = [], []
     for data_dir in section.data_dirs:
         items = list(build_items([data_dir], pool, section.prompts_per_clip))
         out = out_dir / output_name(data_dir, args.shard, args.nshards)
@@ -136,8 +177,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{k} {v['named']}/{v['rows']} ({v['share']} %)" for k, v in stats["attribute_mentions"].items()) or "none")
         log.info("done: %s", json.dumps(stats))
         all_stats.append(stats)
+        outputs.append(out)
     meta_file.write_text(json.dumps({"generator": generator, "stats": all_stats}, indent=2, default=str))
-    (out_dir / f".done.shard{args.shard}of{args.nshards}").touch()
+    write_marker(out_dir, args.shard, args.nshards, identity, outputs)  # last: the shard is done
 
 
 if __name__ == "__main__":

@@ -149,12 +149,13 @@ def read_rows(
     """Parse and filter AQA-style JSONL (see the module docstring for the row format).
 
     ``path`` is a file, a glob (``dump/selfgen/train*.jsonl`` takes sharded self-generation output
-    or the published AQA5M chunks) or a list of them.
+    or the published AQA5M chunks) or a list of them; ``dump/selfgen/train.jsonl`` of a sharded stage 4
+    means its shard files.
     """
-    from toolkit.jsonl import jsonl_files
+    from toolkit.shards import resolve_files
 
-    try:
-        files = jsonl_files(path, "training data")
+    try:  # stage 4's shard files are checked as one complete set (toolkit/shards.py); other files pass as they are
+        files = resolve_files(path, "training data")
     except FileNotFoundError as err:
         raise DataError(f"{err}: run the self-generation stage (./run.sh --stage 4) or fix train.data.train_jsonl/dev_jsonl") from None
     info = data_info or DataDirInfo()
