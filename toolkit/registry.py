@@ -143,12 +143,6 @@ def type_problem(key: str, value: Any, annotation: Any, label: str, has_default:
     if value_matches(value, annotation):
         return None
     hint = ""
-    if isinstance(value, str) and value_matches(1.0, annotation):
-        try:
-            float(value)
-            hint = f"; YAML reads '{value}' as text (write a decimal point and a signed exponent, e.g. 1.0e-4)"
-        except ValueError:
-            pass
     if value is None:
         hint = "; null is not allowed here, give a value" + (" or drop the key to take the default" if has_default else "")
     return f"{key}: expects {type_name(annotation)} ({label}), got {_value_text(value)}{hint}"
