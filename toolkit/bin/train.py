@@ -192,6 +192,9 @@ def read_config(argv: Sequence[str] | None) -> tuple[Any, TrainSettings]:
     from toolkit.config import ConfigError, check_section, parse_cli, raise_if_problems, to_container
 
     args, cfg = parse_cli(argv, description=__doc__.splitlines()[0])
+    from toolkit.data.section import allow_pickle
+
+    allow_pickle(cfg)  # data.allow_pickle: may pickled ark entries be read (they run code)
     cfg.force_restart = bool(args.force)  # read by main(); not a train: key
     if "train" not in cfg:
         raise ConfigError("the config has no 'train:' section; see toolkit/bin/train.py (TrainSettings) for its keys")

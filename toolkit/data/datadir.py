@@ -246,6 +246,19 @@ def _atomic_write(path: Path, lines: Iterable[str]) -> None:
     tmp.replace(path)
 
 
+EMPTY_SPEECH_TEXT = ("speech clip with empty text; give its transcript in 'text', or set its metadata category "
+                     "to 'sound'/'music' if it holds no speech")
+
+
+def is_speech_without_text(u: Utterance, has_text: bool) -> bool:
+    """A clip counted as speech (metadata ``category`` 'speech', the default) whose ``text`` line is empty.
+
+    Its seed description would say nothing was said and training would pair speech with no words;
+    the writer refuses it and stage 2 lists it in ``bad_utts``.
+    """
+    return u.metadata.get("category", "speech") == "speech" and has_text and u.text is not None and not u.text.strip()
+
+
 def check_utterances(utterances: list[Utterance], where: str) -> list[str]:
     """Every problem that would make a broken data dir (empty list: fine)."""
     problems = []
@@ -262,9 +275,8 @@ def check_utterances(utterances: list[Utterance], where: str) -> list[str]:
             problems.append(f"{label}: empty or multi-line audio source")
         if has_text and u.text is None:
             problems.append(f"{label}: has no text while others do; use '' for clips without speech")
-        if u.metadata.get("category", "speech") == "speech" and has_text and u.text is not None and not u.text.strip():
-            problems.append(f"{label}: speech clip with empty text; give its transcript or set metadata "
-                            "category to 'sound'/'music'")
+        if is_speech_without_text(u, has_text):
+            problems.append(f"{label}: {EMPTY_SPEECH_TEXT}")
         if u.text is not None and "\n" in u.text:
             problems.append(f"{label}: text contains a newline")
         if (u.start is None) != (u.end is None) and u.start is None:

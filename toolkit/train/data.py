@@ -287,9 +287,17 @@ class FeatureCache:
                    for s in samples for a in s.audios)
 
     def load(self, a: Mapping[str, Any]) -> np.ndarray:
-        import kaldiio
+        from toolkit.audio import PICKLE_FIX, PickleRefused, read_ark_entry
 
-        return np.asarray(kaldiio.load_mat(self.index[audio_key(a["audio"], a.get("start"), a.get("end"))]))
+        key = audio_key(a["audio"], a.get("start"), a.get("end"))
+        try:
+            return np.asarray(read_ark_entry(self.index[key]))
+        except PickleRefused as err:  # caches are shared between people: never run code from one
+            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}. Fix: rebuild the cache with "
+                            f"python -m toolkit.bin.cache_features, or {PICKLE_FIX}") from None
+        except ValueError as err:  # a pipe or a malformed entry in feats.scp
+            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}; the cache is corrupt or not ours, "
+                            f"rebuild it with python -m toolkit.bin.cache_features") from None
 
 
 class AQADataset(Dataset):
