@@ -59,17 +59,20 @@ async def _stream(request_id: str, model: str, result: dict[str, Any], include_u
 
 
 async def read_body(request: Request, limit: int | None) -> bytes:
-    """The request body, refused (400) once it passes ``limit`` bytes: a declared length is checked before
-    reading, a chunked one while reading, so an endless upload never fills the server's memory."""
-    declared = request.headers.get("content-length", "")
-    if limit is not None and declared.isdigit() and int(declared) > limit:
-        raise body_too_large(int(declared), limit)
+    """The request body, refused (400) once it passes ``limit`` bytes without keeping more than ``limit`` in memory.
+
+    The rest of an over-long body is read and dropped before answering (a client still sending when the
+    server answers gets a connection reset instead of the 400 and its message).
+    """
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if limit is not None and size > limit:
-            raise body_too_large(size, limit)
-        chunks.append(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []  # over the limit: count the rest, keep nothing
+    if limit is not None and size > limit:
+        raise body_too_large(size, limit)
     return b"".join(chunks)
 
 

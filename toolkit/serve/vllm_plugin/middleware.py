@@ -130,7 +130,7 @@ class DestaChatMiddleware:
         if root and path.startswith(root):  # served under --root-path
             path = path[len(root):]
         try:
-            body = await _read_body(receive, self.max_request_bytes, scope)
+            body = await _read_body(receive, self.max_request_bytes)
         except RequestError as err:
             log.info("refused %s: %s", path, err.message)
             await _send_json(send, err.status, err.body())
@@ -303,11 +303,9 @@ class TranscriptSender:
 # -- ASGI plumbing ------------------------------------------------------------------------------
 
 
-async def _read_body(receive: Receive, limit: int | None = None, scope: Message | None = None) -> bytes:
-    """The request body; over ``limit`` bytes (the declared length first, then what arrives) a 400 is raised."""
-    declared = dict((scope or {}).get("headers") or []).get(b"content-length", b"")
-    if limit is not None and declared.isdigit() and int(declared) > limit:
-        raise body_too_large(int(declared), limit)
+async def _read_body(receive: Receive, limit: int | None = None) -> bytes:
+    """The request body; over ``limit`` bytes a 400 is raised once it has been read (the excess is dropped,
+    never kept: memory stays under ``limit``; reading it all lets the client receive the answer)."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -315,11 +313,14 @@ async def _read_body(receive: Receive, limit: int | None = None, scope: Message 
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if limit is not None and size > limit:
-            raise body_too_large(size, limit)
-        chunks.append(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []
         if not message.get("more_body"):
             break
+    if limit is not None and size > limit:
+        raise body_too_large(size, limit)
     return b"".join(chunks)
 
 
