@@ -132,7 +132,8 @@ def wav_truncation(head: bytes, size: int) -> str | None:
                 if byte_rate:
                     return (f"truncated: its header promises {length / byte_rate:.2f} s of audio but only "
                             f"{max(present, 0) / byte_rate:.2f} s are in the file")
-                return f"truncated: its header promises {length} bytes of audio but only {max(present, 0)} are in the file"
+                return (f"truncated: its header promises {length} bytes of audio but only {max(present, 0)} "
+                        f"are in the file")
             break
         pos += 8 + length + (length & 1)
     if declared not in unknown and declared + 8 > size:

@@ -76,7 +76,8 @@ def annotations_of(target: Callable) -> dict[str, Any]:
         if name == "return":
             continue
         try:
-            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307 (our own source's annotations)
+            # noqa: S307 below: these strings are our own source's annotations
+            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307
         except Exception:  # unresolvable (a TYPE_CHECKING-only name): that one value is not type-checked
             continue
     return hints
@@ -144,7 +145,9 @@ def type_problem(key: str, value: Any, annotation: Any, label: str, has_default:
         return None
     hint = ""
     if value is None:
-        hint = "; null is not allowed here, give a value" + (" or drop the key to take the default" if has_default else "")
+        hint = "; null is not allowed here, give a value"
+        if has_default:
+            hint += " or drop the key to take the default"
     return f"{key}: expects {type_name(annotation)} ({label}), got {_value_text(value)}{hint}"
 
 

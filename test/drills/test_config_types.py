@@ -49,7 +49,8 @@ def test_training_type_errors_come_together_before_the_model(monkeypatch):
     assert loaded == []
     assert "train.max_steps: expects int (TrainSettings), got 'ten' (str)" in msg
     assert "encoder.tapped_layers: expects list[int] | None (WhisperEncoder), got 3 (int)" in msg
-    assert "train.output_dir: expects str (TrainSettings), got None (null); null is not allowed here, give a value" in msg
+    assert ("train.output_dir: expects str (TrainSettings), got None (null); null is not allowed here, "
+            "give a value") in msg
     assert "train.lr: expects float (TrainSettings), got '1e-4' (str)" in msg  # a quoted number stays text
     assert "adapter.num_querys: unknown key" in msg  # key problems in the same error as type problems
 

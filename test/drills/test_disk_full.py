@@ -1,7 +1,8 @@
 """Fault drill: the disk fills up while training writes a checkpoint.
 
 The kernel's ``/dev/full`` answers every write with ENOSPC, a real full disk: the checkpoint's ``.tmp`` path
-is made a link to it (in training, during step 2, after the start-up clean-up of stale ``.tmp`` files).  Before, training died with a bare ``OSError: [Errno 28]`` traceback and left a partial
+is made a link to it (in training, during step 2, after the start-up clean-up of stale ``.tmp`` files).
+Before, training died with a bare ``OSError: [Errno 28]`` traceback and left a partial
 ``step<N>.ckpt.tmp``; now it prints one paragraph naming the file and the fix, leaves no partial file, keeps
 the checkpoints already written, and the same command resumes from them once there is room again.
 """

@@ -106,9 +106,9 @@ def test_killed_four_times_real_stack_resumes_bit_for_bit(tmp_path: Path):
     from toolkit.bin.cache_features import main as cache_main
     from toolkit.bin.train import main
 
+    audio = {"audio": "train_000.wav", "text": ""}
     truncated = [{"id": f"cut{i}-p0", "dataset": "fake", "prompt": "q", "response": "cut off", "finish_reason": "length",
-                  "messages": [{"role": "user", "content": "<|AUDIO|>\nq", "audios": [{"audio": "train_000.wav", "text": ""}]}]}
-                 for i in range(2)]
+                  "messages": [{"role": "user", "content": "<|AUDIO|>\nq", "audios": [audio]}]} for i in range(2)]
     corpus = fakes.make_corpus(tmp_path, n_train=12, n_dev=3, extra_rows=truncated)
     feats = tmp_path / "feats"
     straight = write_config(tmp_path / "straight", corpus, feats)

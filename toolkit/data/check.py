@@ -52,7 +52,8 @@ class CheckResult:
         return f"{len(self.durations)} ok, {len(self.bad)} bad (see {Path(data_dir) / 'bad_utts'})"
 
 
-def check_one(utt: Utterance, format_path: str | None = None, allow_pickle: bool = False) -> tuple[str, float | None, str, str]:
+def check_one(utt: Utterance, format_path: str | None = None,
+              allow_pickle: bool = False) -> tuple[str, float | None, str, str]:
     """Check one utterance: returns (id, duration or None, bad reason or '', note or '').
 
     A top-level function so worker processes can pickle it; ``allow_pickle`` travels with each job since

@@ -76,8 +76,9 @@ async def read_body(request: Request, limit: int | None) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.0, max_audio_seconds: float | None = 300.0,
-               max_audios: int | None = 4, max_request_bytes: int | None = 64 * 2**20) -> FastAPI:
+def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.0,
+               max_audio_seconds: float | None = 300.0, max_audios: int | None = 4,
+               max_request_bytes: int | None = 64 * 2**20) -> FastAPI:
     """The server application; the batcher starts and stops with it (FastAPI lifespan).
 
     Limits (each answered with a 400 that names it): ``max_audio_seconds`` per clip (the CLI clamps it to what
@@ -88,8 +89,8 @@ def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
-        log.info("serving '%s' (max batch %d, wait %g ms, audio limit %s s, %s audios and %s bytes per request)", backend.name,
-                 max_batch_size, batch_wait_ms, max_audio_seconds, max_audios, max_request_bytes)
+        log.info("serving '%s' (max batch %d, wait %g ms, audio limit %s s, %s audios and %s bytes per request)",
+                 backend.name, max_batch_size, batch_wait_ms, max_audio_seconds, max_audios, max_request_bytes)
         yield
         await batcher.stop()
 

@@ -134,7 +134,8 @@ def _generation_overrides(body: dict[str, Any]) -> tuple[dict[str, Any], list[st
 def body_too_large(size: int, limit: int) -> RequestError:
     """The 400 both backends answer for a body over ``--max-request-mb`` (named with the limit)."""
     return _bad(f"the request body is {size / 2**20:.1f} MiB, over this server's limit of {limit / 2**20:g} MiB "
-                f"(--max-request-mb); send fewer or shorter audios, or compress them (flac, ogg)", None, "request_too_large")
+                f"(--max-request-mb); send fewer or shorter audios, or compress them (flac, ogg)", None,
+                "request_too_large")
 
 
 def _count_audio_parts(messages: list[Any]) -> int:

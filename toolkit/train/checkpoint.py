@@ -51,10 +51,10 @@ def _disk_full_message(path: Path, tmp: Path, err: OSError) -> str:
         free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free"
     except OSError:
         free = "free space unknown"
-    return (f"cannot write checkpoint {path}: the disk is full ({os.strerror(err.errno)}; {free} on the filesystem of "
-            f"{path.parent}). Nothing partial was left ({tmp.name} was removed) and the checkpoints already written are "
-            f"intact. Free space there (older runs, dump/ or exp/ directories), or point train.output_dir at a disk with "
-            f"room, then rerun the same command: training resumes from the newest checkpoint in {path.parent}.")
+    return (f"cannot write checkpoint {path}: the disk is full ({os.strerror(err.errno)}; {free} on the filesystem "
+            f"of {path.parent}). Nothing partial was left ({tmp.name} was removed) and the checkpoints already written "
+            f"are intact. Free space there (older runs, dump/ or exp/ directories), or point train.output_dir at a disk "
+            f"with room, then rerun the same command: training resumes from the newest checkpoint in {path.parent}.")
 
 
 def write_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:

@@ -296,8 +296,8 @@ class FeatureCache:
             raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}. Fix: rebuild the cache with "
                             f"python -m toolkit.bin.cache_features, or {PICKLE_FIX}") from None
         except ValueError as err:  # a pipe or a malformed entry in feats.scp
-            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}; the cache is corrupt or not ours, "
-                            f"rebuild it with python -m toolkit.bin.cache_features") from None
+            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}; the cache is corrupt or "
+                            f"not ours, rebuild it with python -m toolkit.bin.cache_features") from None
 
 
 class AQADataset(Dataset):
