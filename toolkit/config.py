@@ -215,7 +215,7 @@ def _install_user_error_hook() -> None:
     def hook(kind, value, tb):
         names = {cls.__name__ for cls in kind.__mro__}
         if names & {"ConfigError", "AudioError", "AssetMissingError", "RegistryError", "DataDirError", "DataError", "ChecksumError",
-                                    "PredictionFormatError", "JudgeError"}:
+                                    "PredictionFormatError", "JudgeError", "CheckpointError", "TextFileError"}:
             print(f"error ({kind.__name__}): {value}\n(set DESTA_DEBUG=1 for the traceback)", file=sys.stderr)
             sys.exit(2)
         previous(kind, value, tb)

@@ -39,7 +39,12 @@ def read_done_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
             f.truncate(cut)
             data = data[:cut]
     ids = set()
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TextFileError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                f"this stage writes UTF-8 only: move the file away or fix the line") from None
         if line.strip():
             try:
                 ids.add(json.loads(line)[key])
@@ -48,19 +53,41 @@ def read_done_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
     return ids
 
 
-class JsonlError(ValueError):
+class TextFileError(ValueError):
+    """A text file (Kaldi table, JSONL) that cannot be read as UTF-8 lines; the message names the file and line."""
+
+
+class JsonlError(TextFileError):
     """A JSONL line that does not parse; the message names the file and line."""
+
+
+def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 file, without the line break.
+
+    Every table and manifest is read through this, so a byte that is not UTF-8 (a Latin-1 or GBK
+    transcript) fails naming the file, the line and the column instead of a bare ``UnicodeDecodeError``.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TextFileError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}: "
+                    f"{raw[max(0, err.start - 20):err.start + 10]!r}); every table and manifest must be UTF-8: "
+                    f"re-encode the file (e.g. iconv -f latin1 -t utf-8 {Path(path).name} > fixed) or fix that line"
+                ) from None
+            yield lineno, text.rstrip("\n").rstrip("\r")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file (blank lines skipped); a bad line fails naming the file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise JsonlError(f"{path}:{lineno}: not valid JSON ({err}); fix or remove that line") from None
+    for lineno, line in read_lines(path):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise JsonlError(f"{path}:{lineno}: not valid JSON ({err}); fix or remove that line") from None
 
 
 def jsonl_files(spec: str | os.PathLike | list, what: str = "jsonl") -> list[Path]:

@@ -15,12 +15,18 @@ and are built from a config node whose keys mirror the constructor's arguments::
     ENCODERS.build({"name": "whisper", "model_path": "openai/whisper-tiny.en"})
 
 An unknown name fails listing the registered ones; an unknown key fails naming the key, the class
-and the valid keys (see :func:`check_arguments`).
+and the valid keys, and a value of the wrong type (``max_steps: ten``, ``tapped_layers: 3``) fails
+naming the key, the annotation and the value (see :func:`check_arguments`) -- before anything loads.
 """
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import inspect
+import os
+import sys
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +38,7 @@ class RegistryError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-from toolkit.config import ConfigError  # noqa: E402  (core: the registry reports bad config like the loader does)
+from toolkit.config import ConfigError, to_container  # noqa: E402  (core: the registry reports bad config like the loader does)
 
 
 class ConfigKeyError(ConfigError):
@@ -56,6 +62,95 @@ def signature_keys(target: Callable) -> tuple[set[str], set[str], bool]:
     return names, required, var_kw
 
 
+def annotations_of(target: Callable) -> dict[str, Any]:
+    """The resolved parameter annotations of a class's constructor (dataclasses too) or a function.
+
+    Annotations are strings under ``from __future__ import annotations``; each is resolved in the
+    defining module on its own, so one name that only exists for type checkers leaves the others checked.
+    """
+    fn = target.__init__ if inspect.isclass(target) else target
+    module = sys.modules.get(getattr(target, "__module__", ""), None)
+    namespace = {**vars(typing), **(vars(module) if module is not None else {}), **getattr(fn, "__globals__", {})}
+    hints = {}
+    for name, ann in getattr(fn, "__annotations__", {}).items():
+        if name == "return":
+            continue
+        try:
+            # noqa: S307 below: these strings are our own source's annotations
+            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307
+        except Exception:  # unresolvable (a TYPE_CHECKING-only name): that one value is not type-checked
+            continue
+    return hints
+
+
+_SEQUENCES = (list, tuple, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection,
+              cabc.Set, cabc.MutableSet)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def value_matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value (plain YAML data: None, bool, int, float, str, list, dict) fits ``annotation``.
+
+    Only what YAML can express is judged: scalars, ``X | None``, ``Literal``, lists/tuples/sequences and
+    dicts/mappings with their element types.  Any other class (``torch.dtype``, a tokenizer) cannot come
+    from YAML as itself, so it is accepted here and left to the component.
+    """
+    if annotation is Any or annotation is inspect.Parameter.empty or isinstance(annotation, typing.TypeVar):
+        return True
+    if annotation is None or annotation is type(None):
+        return value is None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(value_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str or annotation is os.PathLike or origin is os.PathLike:
+        return isinstance(value, str)
+    container = origin or annotation
+    if container in _SEQUENCES:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if container is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(value_matches(v, a) for v, a in zip(value, args))
+        return not args or all(value_matches(v, args[0]) for v in value)
+    if container in _MAPPINGS:
+        if not isinstance(value, Mapping):
+            return False
+        return len(args) != 2 or all(value_matches(k, args[0]) and value_matches(v, args[1]) for k, v in value.items())
+    return True  # a class YAML cannot hold: the component converts or refuses it itself
+
+
+def type_name(annotation: Any) -> str:
+    """``list[int] | None`` rather than ``typing.Optional[typing.List[int]]``."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return "null" if annotation is type(None) else annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "").replace("NoneType", "None")
+
+
+def _value_text(value: Any) -> str:
+    text = repr(value)
+    kind = "null" if value is None else type(value).__name__
+    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
+
+
+def type_problem(key: str, value: Any, annotation: Any, label: str, has_default: bool = True) -> str | None:
+    """One problem line when ``value`` does not fit ``annotation`` (None: it fits)."""
+    if value_matches(value, annotation):
+        return None
+    hint = ""
+    if value is None:
+        hint = "; null is not allowed here, give a value"
+        if has_default:
+            hint += " or drop the key to take the default"
+    return f"{key}: expects {type_name(annotation)} ({label}), got {_value_text(value)}{hint}"
+
+
 def check_arguments(
     target: Callable,
     kwargs: Mapping[str, Any],
@@ -64,13 +159,16 @@ def check_arguments(
 ) -> list[str]:
     """List every problem binding ``kwargs`` to ``target``'s signature (empty list: all fine).
 
+    Unknown keys, missing required keys and values that do not fit the annotations
+    (:func:`value_matches`) are all reported, so a config's problems come in one error.
     ``provided_at_build`` names the arguments the build code fills in at run time (sizes passed
     from encoder to adapter to LLM), so they are neither required in YAML nor allowed twice.
     """
     names, required, var_kw = signature_keys(target)
     label = getattr(target, "__qualname__", repr(target))
+    hints = annotations_of(target)
     problems = []
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key in provided_at_build:
             problems.append(
                 f"{where}.{key}: is set by the toolkit at build time for {label}; remove it from the config"
@@ -79,6 +177,10 @@ def check_arguments(
             problems.append(
                 f"{where}.{key}: unknown key for {label}; valid keys: {', '.join(sorted(names - set(provided_at_build)))}"
             )
+        elif key in hints:
+            problem = type_problem(f"{where}.{key}", to_container(value), hints[key], label, key not in required)
+            if problem:
+                problems.append(problem)
     for key in sorted(required - set(kwargs) - set(provided_at_build)):
         problems.append(f"{where}.{key}: required by {label} but missing from the config")
     return problems

@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
     args, cfg = parse_cli(argv, description=__doc__.splitlines()[0], extra_args=extra)
+    from toolkit.data.section import allow_pickle
+
+    allow_pickle(cfg)  # data.allow_pickle: may pickled ark entries be read (they run code)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     # 1. read and check

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("Stage 2: audio check: %s -> %s/{utt2dur,bad_utts}%s", set_dir, set_dir,
                  f" + {format_dir}" if format_dir else "")
         (set_dir / CHECK_DONE).unlink(missing_ok=True)
-        result = check_data_dir(set_dir, nj=check.nj, format_dir=format_dir)
+        result = check_data_dir(set_dir, nj=check.nj, format_dir=format_dir, allow_pickle=section.allow_pickle)
         print(f"{set_dir}: {result.summary(set_dir)}", flush=True)
 
         # 3. resolved config beside the outputs, done marker last

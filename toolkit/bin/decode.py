@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--nshards", type=int, default=1)
 
     args, cfg = parse_cli(argv, __doc__, extra)
+    from toolkit.data.section import allow_pickle
+
+    allow_pickle(cfg)  # data.allow_pickle: may pickled ark entries be read (they run code)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     section = build_section(cfg.decode, DecodeConfig, "decode")
     from toolkit.data.datadir import DataDir

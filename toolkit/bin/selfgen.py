@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.config import build_section, parse_cli, raise_if_problems, save_resolved, to_container
+from toolkit.config import build_section, check_section, parse_cli, raise_if_problems, save_resolved, to_container
 
 log = logging.getLogger("toolkit.selfgen")
 
@@ -129,15 +129,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if "selfgen" not in cfg:
         raise SystemExit(f"{args.config}: no 'selfgen:' section; see egs/mini/desta25/conf/desta25.yaml for one")
-    section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
-
     from toolkit.selfgen.backends import SELFGEN_BACKENDS
     from toolkit.selfgen.instructions import InstructionPool
     from toolkit.selfgen.runner import build_items, run_selfgen
 
     from toolkit.shards import clear_marker, refuse_other_counts, shard_status, write_marker
 
-    raise_if_problems(SELFGEN_BACKENDS.check(to_container(section.backend), "selfgen.backend"))
+    # The section's and the backend's keys and value types in one error, before the backend loads its LLM.
+    node = to_container(cfg.selfgen)
+    backend_node = node.get("backend") if isinstance(node, dict) else None
+    backend_problems = SELFGEN_BACKENDS.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
+    raise_if_problems(check_section(node, SelfGenConfig, "selfgen") + backend_problems)
+    section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
     check_unique_names(section.data_dirs, "selfgen.data_dirs")
     if not 0 <= args.shard < args.nshards:
         raise SystemExit(f"--shard must be in [0, {args.nshards}), got {args.shard}")

@@ -1,7 +1,7 @@
 """Serve an exported model behind an OpenAI-compatible API.
 
     python -m toolkit.bin.serve --model EXPORT_DIR [--backend hf|vllm] [--host 127.0.0.1 --port 8000]
-        [--max-batch-size 8 --batch-wait-ms 20 --max-audio-seconds 600] [--served-model-name NAME]
+        [--max-batch-size 8 --batch-wait-ms 20 --max-audio-seconds 300] [--served-model-name NAME]
         [-- EXTRA VLLM SERVE FLAGS]
 
 ``hf``: a FastAPI app over our batched ``LALM.generate`` (``toolkit.serve``).
@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=None, help="most requests answered together (1 = one at a time; "
                    "hf default 8; vllm: its --max-num-seqs, default vLLM's own)")
     p.add_argument("--batch-wait-ms", type=float, default=20.0, help="how long a request waits for others to batch with")
-    p.add_argument("--max-audio-seconds", type=float, default=600.0, help="longest accepted clip (0 = no limit)")
+    p.add_argument("--max-audio-seconds", type=float, default=None, help="longest accepted clip (default and most: "
+                   "what the export's encoder takes, e.g. 300 s for Whisper's 10 windows of 30 s; "
+                   "0 = the encoder's limit)")
     p.add_argument("--device", default="cpu", help="hf: where the model runs; vllm: where the ASR model runs (vLLM picks "
                    "its own device: float32 on CPU, equal to hf; the export's llm.dtype on a GPU)")
     p.add_argument("--max-model-len", type=int, default=None, help="vllm: context vLLM reserves per request (default: the LLM's)")
-    p.add_argument("--max-audios-per-request", type=int, default=4, help="vllm: most audios in one request (vLLM sizes its "
-                   "encoder budget by it)")
+    p.add_argument("--max-audios-per-request", type=int, default=4, help="most audios in one request, more get a 400 "
+                   "(vllm also sizes its encoder budget by it)")
+    p.add_argument("--max-request-mb", type=float, default=64.0,
+                   help="largest request body in MiB, larger get a 400 (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--log-level", default="info")
     return p
@@ -61,8 +65,33 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--max-batch-size must be >= 1, got {args.max_batch_size}")
     if args.batch_wait_ms < 0:
         raise SystemExit(f"--batch-wait-ms must be >= 0, got {args.batch_wait_ms}")
-    if args.max_audio_seconds < 0:
-        raise SystemExit(f"--max-audio-seconds must be >= 0 (0 = no limit), got {args.max_audio_seconds}")
+    if args.max_audio_seconds is not None and args.max_audio_seconds < 0:
+        raise SystemExit(f"--max-audio-seconds must be >= 0 (0 = the encoder's limit), got {args.max_audio_seconds}")
+    if args.max_audios_per_request < 1:
+        raise SystemExit(f"--max-audios-per-request must be >= 1, got {args.max_audios_per_request}")
+    if args.max_request_mb < 0:
+        raise SystemExit(f"--max-request-mb must be >= 0 (0 = no limit), got {args.max_request_mb}")
+
+
+def audio_seconds_limit(args: argparse.Namespace, cfg: dict) -> float | None:
+    """``--max-audio-seconds``, clamped to what the export's encoder takes (from its config, nothing loaded).
+
+    A clip the encoder refuses would otherwise pass the server's check and fail inside the model (HTTP 500).
+    """
+    from toolkit.models.encoders import ENCODERS
+
+    encoder = cfg.get("encoder") or {}
+    limit = ENCODERS.get(encoder["name"]).max_input_seconds(encoder) if "name" in encoder else None
+    asked = args.max_audio_seconds or None
+    if limit is not None and asked is not None and asked > limit:
+        logging.getLogger("toolkit.serve").warning(
+            "--max-audio-seconds %g is more than the export's encoder (%s) takes: clips are limited to %g s "
+            "(raise encoder.max_chunks in the export's config.yaml for longer ones)", asked, encoder["name"], limit)
+    return limit if asked is None or (limit is not None and asked > limit) else asked
+
+
+def request_bytes_limit(args: argparse.Namespace) -> int | None:
+    return int(args.max_request_mb * 2**20) or None
 
 
 def vllm_command(model: str) -> list[str]:
@@ -110,7 +139,8 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
                          "or use --backend hf")
     from toolkit.config import load_config, to_container
     from toolkit.serve.vllm_plugin.middleware import (ENV_API_KEYS, ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS,
-                                                      ENV_SERVED_MODEL_NAME, ENV_TRANSCRIBER_DEVICE)
+                                                      ENV_MAX_AUDIOS, ENV_MAX_REQUEST_BYTES, ENV_SERVED_MODEL_NAME,
+                                                      ENV_TRANSCRIBER_DEVICE)
     from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, check_servable, prepare_vllm_dir
 
     model = str(Path(args.model).resolve())
@@ -124,7 +154,10 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
     except (OSError, ValueError, TypeError) as err:  # no LLM dir, unreadable tokenizer, read-only export, named templates
         raise SystemExit(f"--backend vllm: could not make {model} vLLM-ready: {err}") from err
     name = args.served_model_name or Path(model).name
-    os.environ.update({ENV_EXPORT_DIR: model, ENV_SERVED_MODEL_NAME: name, ENV_MAX_AUDIO_SECONDS: str(args.max_audio_seconds),
+    os.environ.update({ENV_EXPORT_DIR: model, ENV_SERVED_MODEL_NAME: name,
+                       ENV_MAX_AUDIO_SECONDS: str(audio_seconds_limit(args, cfg) or 0),
+                       ENV_MAX_AUDIOS: str(args.max_audios_per_request),
+                       ENV_MAX_REQUEST_BYTES: str(request_bytes_limit(args) or 0),
                        ENV_TRANSCRIBER_DEVICE: args.device, ENV_API_KEYS: "\n".join(api_keys(extra))})
     if args.device == "cpu":
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default takes far more RAM
@@ -164,9 +197,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from toolkit.config import load_config, to_container
+
+    max_seconds = audio_seconds_limit(args, to_container(load_config(Path(args.model) / "config.yaml")))
     backend = HFBackend.from_export(args.model, name=args.served_model_name, device=args.device)
     app = create_app(backend, max_batch_size=args.max_batch_size or 8, batch_wait_ms=args.batch_wait_ms,
-                     max_audio_seconds=args.max_audio_seconds or None)
+                     max_audio_seconds=max_seconds, max_audios=args.max_audios_per_request,
+                     max_request_bytes=request_bytes_limit(args))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ class TrainSettings:
         num_workers: data-loader workers per device (tokenization + features run there).
         seed: seeds weights, data order and dropout (same seed: same run).
         log_every_n_steps: TensorBoard logging interval.
-        checkpoint_every_n_steps: write ``last.ckpt`` every N optimizer steps.
+        checkpoint_every_n_steps: write ``last.ckpt`` and ``step<N>.ckpt`` every N optimizer steps.
+        keep_checkpoints: ``step<N>.ckpt`` files kept, newest first (a torn ``last.ckpt`` falls back to them).
         progress_bar: show Lightning's progress bar.
         torch_threads: CPU threads for torch (null: torch's default).
     """
@@ -113,6 +114,7 @@ class TrainSettings:
     seed: int = 0
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 500
+    keep_checkpoints: int = 2
     progress_bar: bool = True
     torch_threads: int | None = None
 
@@ -148,6 +150,9 @@ class TrainSettings:
                      f"decay; lower train.warmup_steps")
         if self.checkpoint_every_n_steps < 1:
             p.append(f"train.checkpoint_every_n_steps must be >= 1, got {self.checkpoint_every_n_steps}")
+        if self.keep_checkpoints < 1:
+            p.append(f"train.keep_checkpoints must be >= 1 (the newest step<N>.ckpt files kept), "
+                     f"got {self.keep_checkpoints}")
         if not isinstance(self.data, dict) or "train_jsonl" not in self.data:
             p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl)")
         if self.global_batch_size is not None:
@@ -200,19 +205,28 @@ def read_config(argv: Sequence[str] | None) -> tuple[Any, TrainSettings]:
     from toolkit.config import ConfigError, check_section, parse_cli, raise_if_problems, to_container
 
     args, cfg = parse_cli(argv, description=__doc__.splitlines()[0])
+    from toolkit.data.section import allow_pickle
+
+    allow_pickle(cfg)  # data.allow_pickle: may pickled ark entries be read (they run code)
     cfg.force_restart = bool(args.force)  # read by main(); not a train: key
     if "train" not in cfg:
         raise ConfigError("the config has no 'train:' section; see toolkit/bin/train.py (TrainSettings) for its keys")
-    problems = check_section(cfg.train, TrainSettings, "train")
-    raise_if_problems(problems)
-    settings = TrainSettings(**to_container(cfg.train))
     from toolkit.models.lalm import check_model_config
     from toolkit.registry import check_arguments
     from toolkit.train.datamodule import AQADataModule
 
-    problems = settings.problems()
-    problems += check_arguments(AQADataModule, settings.data, "train.data", AQADataModule.RUNTIME)
+    # Keys and value types of every section first, all in one error; the value checks of
+    # TrainSettings.problems() compare numbers, so they run only on a train: section of the right types.
+    train_problems = check_section(cfg.train, TrainSettings, "train")
+    problems = list(train_problems)
+    data = to_container(cfg.train.get("data")) if isinstance(cfg.train, Mapping) else None
+    if isinstance(data, Mapping):
+        problems += check_arguments(AQADataModule, data, "train.data", AQADataModule.RUNTIME)
     problems += check_model_config(cfg)
+    settings = None
+    if not train_problems:
+        settings = TrainSettings(**to_container(cfg.train))
+        problems = settings.problems() + problems
     raise_if_problems(problems)
     check_strategy_backend(settings.strategy)
     return cfg, settings
@@ -229,22 +243,6 @@ def build_strategy(settings: TrainSettings) -> Any:
     return settings.strategy
 
 
-class AtomicCheckpointIO:
-    """Writes a checkpoint to ``<path>.tmp`` and renames it: a kill mid-write never leaves a broken ``last.ckpt``."""
-
-    @staticmethod
-    def make() -> Any:
-        from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-        class _Atomic(TorchCheckpointIO):
-            def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-                tmp = f"{path}.tmp"
-                super().save_checkpoint(checkpoint, tmp, storage_options)
-                os.replace(tmp, path)
-
-        return _Atomic()
-
-
 def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     """Build model, data, module and trainer in dependency order."""
     import lightning as L
@@ -255,6 +253,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     from toolkit.config import ConfigError, to_container
     from toolkit.models.lalm import LALM
     from toolkit.train.data import AudioVectorCount, Collator
+    from toolkit.train.checkpoint import AtomicCheckpointIO
     from toolkit.train.datamodule import AQADataModule
     from toolkit.train.module import LALMTrainingModule
 
@@ -262,6 +261,9 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
 
     # Intentional: frozen parts run in eval mode (see LALMTrainingModule.train).
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    # Lightning cannot see that the loader resumes mid-epoch: the batch sampler skips the trained batches
+    # (AQADataModule._resume_position), which the resume test checks bit for bit.
+    warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
     out = Path(settings.output_dir)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
@@ -302,7 +304,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     module.val_generation_samples = datamodule.dev_samples[: settings.num_val_generations]
 
     checkpoint = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step{step}", auto_insert_metric_name=False,
-                                 save_last=True, save_top_k=1, every_n_train_steps=settings.checkpoint_every_n_steps,
+                                 save_last=True, save_top_k=-1, every_n_train_steps=settings.checkpoint_every_n_steps,
                                  save_on_train_epoch_end=False)
     val_interval = settings.val_check_interval
     trainer = L.Trainer(
@@ -316,7 +318,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
         num_sanity_val_steps=settings.num_sanity_val_steps if has_dev else 0,
         log_every_n_steps=settings.log_every_n_steps, enable_progress_bar=settings.progress_bar,
         logger=TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False),
-        callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make()], use_distributed_sampler=False,
+        callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make(settings.keep_checkpoints)],
+        use_distributed_sampler=False,
         enable_model_summary=False, default_root_dir=str(out),
     )
     return {"model": model, "module": module, "datamodule": datamodule, "trainer": trainer, "accumulation": accumulation}
@@ -350,15 +353,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = setup(cfg, settings)
     trainer, module = parts["trainer"], parts["module"]
     cfg.train.accumulate_grad_batches = parts["accumulation"]
-    last = out / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if last.is_file() else None
+    from toolkit.train.checkpoint import resume_checkpoint
+
+    resume = resume_checkpoint(out / "checkpoints", may_modify=rank == 0)
+    ckpt_path = str(resume) if resume is not None else None
     if trainer.is_global_zero:
         save_resolved(cfg, out, "config.yaml")
         log.info("Stage 5: training: %s -> %s%s", settings.data.get("train_jsonl"), out,
-                 f" (resuming from {last})" if ckpt_path else "")
+                 f" (resuming from {resume})" if ckpt_path else "")
     trainer.fit(module, datamodule=parts["datamodule"], ckpt_path=ckpt_path)
     if trainer.interrupted:
-        log.warning("training was interrupted; rerun the same command to resume from %s", last)
+        log.warning("training was interrupted; rerun the same command to resume from %s",
+                    out / "checkpoints" / "last.ckpt")
         return 1
 
     # 4. export-ready model, resolved config, done marker last

@@ -23,7 +23,16 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from toolkit.data.datadir import DataDir, Utterance, read_jsonl, write_data_dir, write_jsonl, write_table
+from toolkit.data.datadir import (
+    EMPTY_SPEECH_TEXT,
+    DataDir,
+    Utterance,
+    is_speech_without_text,
+    read_jsonl,
+    write_data_dir,
+    write_jsonl,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +52,21 @@ class CheckResult:
         return f"{len(self.durations)} ok, {len(self.bad)} bad (see {Path(data_dir) / 'bad_utts'})"
 
 
-def check_one(utt: Utterance, format_path: str | None = None) -> tuple[str, float | None, str, str]:
+def check_one(utt: Utterance, format_path: str | None = None,
+              allow_pickle: bool = False) -> tuple[str, float | None, str, str]:
     """Check one utterance: returns (id, duration or None, bad reason or '', note or '').
 
-    A top-level function so worker processes can pickle it.
+    A top-level function so worker processes can pickle it; ``allow_pickle`` travels with each job since
+    workers are spawned (they do not inherit the parent's reader settings).
     """
     import numpy as np
 
     from toolkit.audio import AudioError, read_audio_raw, resample
 
     try:
-        data, rate = read_audio_raw(utt.audio)
+        data, rate = read_audio_raw(utt.audio, allow_pickle=allow_pickle)
     except AudioError as err:
-        return utt.id, None, err.reason, ""
+        return utt.id, None, err.reason + (f"; fix: {err.fix}" if err.fix else ""), ""
     except Exception as err:  # anything else a codec throws is still a bad file, not a crash
         return utt.id, None, f"{type(err).__name__}: {err}", ""
     notes = []
@@ -88,7 +99,7 @@ def check_one(utt: Utterance, format_path: str | None = None) -> tuple[str, floa
     return utt.id, duration, "", "; ".join(notes)
 
 
-def _check_star(args: tuple[Utterance, str | None]) -> tuple[str, float | None, str, str]:
+def _check_star(args: tuple[Utterance, str | None, bool]) -> tuple[str, float | None, str, str]:
     return check_one(*args)
 
 
@@ -97,6 +108,7 @@ def check_data_dir(
     nj: int = 2,
     format_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    allow_pickle: bool = False,
 ) -> CheckResult:
     """Check every utterance of ``data_dir`` and write ``utt2dur``, ``bad_utts`` and ``check_notes``.
 
@@ -105,13 +117,17 @@ def check_data_dir(
         nj: worker processes (capped at 2; 1 checks in this process).
         format_dir: when given, also write 16 kHz mono wavs and a new data dir there.
         progress: show a tqdm bar.
+        allow_pickle: read kaldiio ark entries that are Python pickles (``data.allow_pickle``).
     """
     from tqdm import tqdm
 
     data = DataDir(data_dir)
     utts = list(data.utterances(skip_bad=False))  # a re-check decides afresh
     format_root = Path(format_dir).resolve() if format_dir is not None else None
-    jobs = [(u, str(format_root / "audio" / f"{u.id}.wav") if format_root else None) for u in utts]
+    has_text = any(u.text is not None for u in utts)
+    no_text = {u.id for u in utts if is_speech_without_text(u, has_text)}
+    jobs = [(u, str(format_root / "audio" / f"{u.id}.wav") if format_root else None, allow_pickle)
+            for u in utts if u.id not in no_text]
     nj = max(1, min(nj, MAX_WORKERS, len(jobs)))
     results = []
     bar = tqdm(total=len(jobs), desc=f"check {data.path}", unit="utt", disable=not progress)
@@ -127,6 +143,7 @@ def check_data_dir(
     bar.close()
 
     result = CheckResult()
+    results += [(utt_id, None, EMPTY_SPEECH_TEXT, "") for utt_id in sorted(no_text)]
     for utt_id, duration, reason, note in results:
         if reason:
             result.bad[utt_id] = reason.replace("\t", " ").replace("\n", " ")

@@ -19,7 +19,7 @@ Audio is always read through :func:`toolkit.audio.load_audio` (the one reader).
 
 from __future__ import annotations
 
-from toolkit.jsonl import read_jsonl, write_jsonl  # noqa: F401  (re-exported: the one JSONL reader/writer)
+from toolkit.jsonl import read_jsonl, read_lines, write_jsonl  # noqa: F401  (re-exported: the one JSONL reader/writer)
 
 import json
 import logging
@@ -82,19 +82,17 @@ class Utterance:
 def read_table(path: Path, min_fields: int = 2, allow_empty_value: bool = False) -> dict[str, str]:
     """Read a ``<id> <value...>`` Kaldi table into an ordered dict, refusing duplicates and bad lines."""
     table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split(maxsplit=1)
-            key = parts[0]
-            value = parts[1].strip() if len(parts) > 1 else ""
-            if not value and not allow_empty_value and min_fields > 1:
-                raise DataDirError(f"{path}:{lineno}: '{key}' has no value; each line must be '<id> <value>'")
-            if key in table:
-                raise DataDirError(f"{path}:{lineno}: duplicate id '{key}'; every id must appear once")
-            table[key] = value
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not allow_empty_value and min_fields > 1:
+            raise DataDirError(f"{path}:{lineno}: '{key}' has no value; each line must be '<id> <value>'")
+        if key in table:
+            raise DataDirError(f"{path}:{lineno}: duplicate id '{key}'; every id must appear once")
+        table[key] = value
     return table
 
 
@@ -121,7 +119,7 @@ def read_bad_utts(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     bad = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for _, line in read_lines(path):
         if line.strip():
             utt, _, reason = line.partition("\t")
             bad[utt.strip()] = reason.strip()
@@ -130,10 +128,9 @@ def read_bad_utts(path: Path) -> dict[str, str]:
 
 def _line_of(path: Path, key: str) -> int:
     """Line number of ``key`` in a table (only used to build error messages)."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.split(maxsplit=1)[:1] == [key]:
-                return lineno
+    for lineno, line in read_lines(path):
+        if line.split(maxsplit=1)[:1] == [key]:
+            return lineno
     return 0
 
 
@@ -249,6 +246,19 @@ def _atomic_write(path: Path, lines: Iterable[str]) -> None:
     tmp.replace(path)
 
 
+EMPTY_SPEECH_TEXT = ("speech clip with empty text; give its transcript in 'text', or set its metadata category "
+                     "to 'sound'/'music' if it holds no speech")
+
+
+def is_speech_without_text(u: Utterance, has_text: bool) -> bool:
+    """A clip counted as speech (metadata ``category`` 'speech', the default) whose ``text`` line is empty.
+
+    Its seed description would say nothing was said and training would pair speech with no words;
+    the writer refuses it and stage 2 lists it in ``bad_utts``.
+    """
+    return u.metadata.get("category", "speech") == "speech" and has_text and u.text is not None and not u.text.strip()
+
+
 def check_utterances(utterances: list[Utterance], where: str) -> list[str]:
     """Every problem that would make a broken data dir (empty list: fine)."""
     problems = []
@@ -265,9 +275,8 @@ def check_utterances(utterances: list[Utterance], where: str) -> list[str]:
             problems.append(f"{label}: empty or multi-line audio source")
         if has_text and u.text is None:
             problems.append(f"{label}: has no text while others do; use '' for clips without speech")
-        if u.metadata.get("category", "speech") == "speech" and has_text and u.text is not None and not u.text.strip():
-            problems.append(f"{label}: speech clip with empty text; give its transcript or set metadata "
-                            "category to 'sound'/'music'")
+        if is_speech_without_text(u, has_text):
+            problems.append(f"{label}: {EMPTY_SPEECH_TEXT}")
         if u.text is not None and "\n" in u.text:
             problems.append(f"{label}: text contains a newline")
         if (u.start is None) != (u.end is None) and u.start is None:

@@ -9,6 +9,7 @@
       data_dir: data       # where data/<prefix><set>/ go
       sets: null           # which splits to write / process (null: every split the corpus has)
       prefix: ""           # prepended to set directory names (mini_ -> data/mini_train)
+      allow_pickle: false  # read kaldiio ark entries that are Python pickles (they run code: trusted files only)
       check:               # stage 2
         nj: 2              # worker processes (at most 2)
         format: false      # also write 16 kHz mono wavs + a data dir under dump_dir/<set>
@@ -47,6 +48,7 @@ class DataSection:
     sets: list[str] | None = None
     prefix: str = ""
     check: dict[str, Any] = field(default_factory=dict)
+    allow_pickle: bool = False
 
     def set_dirs(self) -> list[Path]:
         """The set directories the later stages work on.
@@ -64,6 +66,22 @@ class DataSection:
             raise ConfigError(f"data sets not prepared: {[str(d) for d in missing] or str(root / (self.prefix + '*'))}. "
                               "Run stage 1 (python -m toolkit.bin.prepare_data --config ...) first")
         return dirs
+
+
+def allow_pickle(cfg: Any) -> bool:
+    """``data.allow_pickle`` of a config (false when absent), applied to this process's audio reader.
+
+    Every stage that reads wav.scp entries or the feature cache calls it (stage 2, cache_features, training,
+    decoding); a pickled kaldiio ark entry is refused unless it is true, since unpickling runs code.
+    """
+    from toolkit.audio import set_allow_pickle
+
+    data = to_container(cfg.get("data")) if cfg is not None and hasattr(cfg, "get") else None
+    value = data.get("allow_pickle", False) if isinstance(data, dict) else False
+    if not isinstance(value, bool):
+        raise ConfigError(f"data.allow_pickle: expects true or false, got {value!r}")
+    set_allow_pickle(value)
+    return value
 
 
 def data_section(cfg: Any) -> DataSection:

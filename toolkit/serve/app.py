@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolkit.serve.batching import Batcher
-from toolkit.serve.protocol import (RequestError, apply_stop, chunk_body, completion_body, new_id,
+from toolkit.serve.protocol import (RequestError, apply_stop, body_too_large, chunk_body, completion_body, new_id,
                                     parse_chat_request, usage)
 
 log = logging.getLogger("toolkit.serve")
@@ -58,14 +58,39 @@ async def _stream(request_id: str, model: str, result: dict[str, Any], include_u
     yield "data: [DONE]\n\n"
 
 
-def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.0, max_audio_seconds: float | None = 600.0) -> FastAPI:
-    """The server application; the batcher starts and stops with it (FastAPI lifespan)."""
+async def read_body(request: Request, limit: int | None) -> bytes:
+    """The request body, refused (400) once it passes ``limit`` bytes without keeping more than ``limit`` in memory.
+
+    The rest of an over-long body is read and dropped before answering (a client still sending when the
+    server answers gets a connection reset instead of the 400 and its message).
+    """
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []  # over the limit: count the rest, keep nothing
+    if limit is not None and size > limit:
+        raise body_too_large(size, limit)
+    return b"".join(chunks)
+
+
+def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.0,
+               max_audio_seconds: float | None = 300.0, max_audios: int | None = 4,
+               max_request_bytes: int | None = 64 * 2**20) -> FastAPI:
+    """The server application; the batcher starts and stops with it (FastAPI lifespan).
+
+    Limits (each answered with a 400 that names it): ``max_audio_seconds`` per clip (the CLI clamps it to what
+    the encoder takes), ``max_audios`` per request, ``max_request_bytes`` of body; None: no limit.
+    """
     batcher = Batcher(backend.generate, max_batch_size=max_batch_size, wait_ms=batch_wait_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
-        log.info("serving '%s' (max batch %d, wait %g ms, audio limit %s s)", backend.name, max_batch_size, batch_wait_ms, max_audio_seconds)
+        log.info("serving '%s' (max batch %d, wait %g ms, audio limit %s s, %s audios and %s bytes per request)",
+                 backend.name, max_batch_size, batch_wait_ms, max_audio_seconds, max_audios, max_request_bytes)
         yield
         await batcher.stop()
 
@@ -100,12 +125,13 @@ def create_app(backend: Any, max_batch_size: int = 8, batch_wait_ms: float = 20.
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
+        raw = await read_body(request, max_request_bytes)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RequestError(400, f"the request body is not valid JSON ({err})") from err
         # Decoding audio is blocking work: keep it off the event loop.
-        req = await asyncio.to_thread(parse_chat_request, body, [backend.name], max_audio_seconds)
+        req = await asyncio.to_thread(parse_chat_request, body, [backend.name], max_audio_seconds, max_audios)
         _check_settings(backend, req.generation)
         problem = backend.missing_transcript_problem(req.conversation)
         if problem:

@@ -17,12 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import struct
 import tempfile
 
 import numpy as np
 
-from toolkit.audio import SAMPLE_RATE, AudioError, load_audio
+from toolkit.audio import SAMPLE_RATE, AudioError, load_audio, wav_truncation
 
 FORMATS = ("wav", "flac", "mp3", "ogg")
 # Headers that promise more audio than decodes by more than this are called truncated.
@@ -48,24 +47,15 @@ def decode_base64(data: object, where: str) -> bytes:
     return raw
 
 
-def _wav_truncated(raw: bytes) -> bool:
-    """A RIFF/WAVE file whose header size exceeds the bytes present (streaming writers' 0/-1 sizes are unknown, not truncated)."""
-    if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        return False
-    declared = struct.unpack("<I", raw[4:8])[0]
-    if declared in (0, 0xFFFFFFFF):
-        return False
-    return declared + 8 > len(raw)
-
-
 def decode_audio_bytes(raw: bytes, fmt: str, max_seconds: float | None, where: str) -> np.ndarray:
     """Decode one uploaded clip; ``where`` names it in errors (``messages[0].content[1].input_audio``)."""
     import soundfile as sf
 
     if fmt not in FORMATS:
         raise AudioInputError(f"{where}.format: '{fmt}' is not supported; use one of {', '.join(FORMATS)}")
-    if fmt == "wav" and _wav_truncated(raw):
-        raise AudioInputError(f"{where}: the wav file is truncated (its header promises more bytes than the {len(raw)} received); resend the complete file")
+    cut = wav_truncation(raw, len(raw)) if fmt == "wav" else None  # the reader's own check, before any decoding
+    if cut:
+        raise AudioInputError(f"{where}: the wav file is {cut} ({len(raw)} bytes received); resend the complete file")
     fd, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="serve-")
     try:
         with os.fdopen(fd, "wb") as f:

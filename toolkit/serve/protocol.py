@@ -131,8 +131,25 @@ def _generation_overrides(body: dict[str, Any]) -> tuple[dict[str, Any], list[st
     return gen, stops
 
 
-def parse_chat_request(body: Any, model_names: Sequence[str], max_audio_seconds: float | None) -> ChatRequest:
-    """Check a ``/v1/chat/completions`` body and turn it into a ``ChatRequest`` (audio decoded)."""
+def body_too_large(size: int, limit: int) -> RequestError:
+    """The 400 both backends answer for a body over ``--max-request-mb`` (named with the limit)."""
+    return _bad(f"the request body is {size / 2**20:.1f} MiB, over this server's limit of {limit / 2**20:g} MiB "
+                f"(--max-request-mb); send fewer or shorter audios, or compress them (flac, ogg)", None,
+                "request_too_large")
+
+
+def _count_audio_parts(messages: list[Any]) -> int:
+    return sum(1 for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+               for part in m["content"] if isinstance(part, dict) and part.get("type") == "input_audio")
+
+
+def parse_chat_request(body: Any, model_names: Sequence[str], max_audio_seconds: float | None,
+                       max_audios: int | None = None) -> ChatRequest:
+    """Check a ``/v1/chat/completions`` body and turn it into a ``ChatRequest`` (audio decoded).
+
+    ``max_audios``: most ``input_audio`` parts in one request (``--max-audios-per-request``), counted
+    before any is decoded.
+    """
     if not isinstance(body, dict):
         raise _bad("the request body must be a JSON object")
     model = body.get("model")
@@ -143,6 +160,10 @@ def parse_chat_request(body: Any, model_names: Sequence[str], max_audio_seconds:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: expected a non-empty list of messages", "messages")
+    n_audios = _count_audio_parts(messages)
+    if max_audios is not None and n_audios > max_audios:
+        raise _bad(f"messages: {n_audios} input_audio parts in one request, over this server's limit of {max_audios} "
+                   f"(--max-audios-per-request); split the request", "messages", "too_many_audios")
     conversation = []
     for i, m in enumerate(messages):
         where = f"messages[{i}]"

@@ -126,8 +126,10 @@ class DataDirInfo:
 def _read_two_columns(path: Path, sep: str | None = None) -> dict[str, str]:
     if not path.is_file():
         return {}
+    from toolkit.jsonl import read_lines
+
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for _, line in read_lines(path):
         if line.strip():
             key, _, value = line.partition(sep) if sep else line.strip().partition(" ")
             out[key.strip()] = value.strip()
@@ -152,6 +154,7 @@ def read_rows(
     or the published AQA5M chunks) or a list of them; ``dump/selfgen/train.jsonl`` of a sharded stage 4
     means its shard files.
     """
+    from toolkit.jsonl import read_lines
     from toolkit.shards import resolve_files
 
     try:  # stage 4's shard files are checked as one complete set (toolkit/shards.py); other files pass as they are
@@ -161,25 +164,24 @@ def read_rows(
     info = data_info or DataDirInfo()
     stats, samples = RowStats(), []
     for file in files:
-        with file.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                if max_rows is not None and stats.rows >= max_rows:
-                    break
-                stats.rows += 1
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{file}:{lineno}: not valid JSON ({err}); fix or delete the line") from err
-                row_id = str(row.get("id", f"{file.stem}-{lineno}"))
-                if row.get("finish_reason") == "length":
-                    stats.truncated += 1
-                    stats.dropped_ids.setdefault("finish_reason_length", []).append(row_id)
-                    continue
-                sample = _sample_from_row(row, row_id, f"{file}:{lineno}", audio_root, info, stats)
-                if sample is not None:
-                    samples.append(sample)
+        for lineno, line in read_lines(file):
+            if not line.strip():
+                continue
+            if max_rows is not None and stats.rows >= max_rows:
+                break
+            stats.rows += 1
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{file}:{lineno}: not valid JSON ({err}); fix or delete the line") from err
+            row_id = str(row.get("id", f"{file.stem}-{lineno}"))
+            if row.get("finish_reason") == "length":
+                stats.truncated += 1
+                stats.dropped_ids.setdefault("finish_reason_length", []).append(row_id)
+                continue
+            sample = _sample_from_row(row, row_id, f"{file}:{lineno}", audio_root, info, stats)
+            if sample is not None:
+                samples.append(sample)
     stats.kept = len(samples)
     log.info(stats.summary(path if isinstance(path, (str, os.PathLike)) else ", ".join(map(str, path))))
     return samples, stats
@@ -287,9 +289,17 @@ class FeatureCache:
                    for s in samples for a in s.audios)
 
     def load(self, a: Mapping[str, Any]) -> np.ndarray:
-        import kaldiio
+        from toolkit.audio import PICKLE_FIX, PickleRefused, read_ark_entry
 
-        return np.asarray(kaldiio.load_mat(self.index[audio_key(a["audio"], a.get("start"), a.get("end"))]))
+        key = audio_key(a["audio"], a.get("start"), a.get("end"))
+        try:
+            return np.asarray(read_ark_entry(self.index[key]))
+        except PickleRefused as err:  # caches are shared between people: never run code from one
+            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}. Fix: rebuild the cache with "
+                            f"python -m toolkit.bin.cache_features, or {PICKLE_FIX}") from None
+        except ValueError as err:  # a pipe or a malformed entry in feats.scp
+            raise DataError(f"{self.root / CACHE_SCP}: entry {key} ({a['audio']}): {err}; the cache is corrupt or "
+                            f"not ours, rebuild it with python -m toolkit.bin.cache_features") from None
 
 
 class AQADataset(Dataset):
@@ -463,6 +473,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.duration_quantum = duration_quantum
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
+
+    @property
+    def sampler(self) -> "BucketBatchSampler":
+        # Lightning reshuffles each epoch by calling ``set_epoch`` on ``loader.sampler`` and on
+        # ``loader.batch_sampler.sampler`` (lightning.fabric.utilities.data._set_sampler_epoch), never on
+        # the batch sampler itself; without this every epoch repeated epoch 0's order while a run resumed
+        # mid-epoch set its epoch by hand, so its batches differed from the uninterrupted run's.
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

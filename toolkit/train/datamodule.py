@@ -178,16 +178,23 @@ class AQADataModule(L.LightningDataModule):
 
         Lightning restores its loop progress before it asks for the loader; ``ready`` counts the
         batches of this epoch fetched up to the checkpoint (it also offsets its own batch count by it).
+        A checkpoint written at the last batch of epoch ``e`` still says epoch ``e``; the next batch is
+        epoch ``e + 1``'s first, so the sampler starts there: the loader iterator (and its workers'
+        prefetch) exists before Lightning's own ``set_epoch(e + 1)``, which would come too late.
         """
         trainer = getattr(self, "trainer", None)
         if trainer is None or not trainer.fit_loop.restarting:
             return
         epoch = trainer.current_epoch
         done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if done >= len(sampler):
+            epoch, done = epoch + 1, 0
         sampler.set_epoch(epoch)
-        if 0 < done < len(sampler):
+        if done > 0:
             sampler.resume(epoch, done)
             log.info("resuming epoch %d at batch %d of %d", epoch, done, len(sampler))
+        else:
+            log.info("resuming at the start of epoch %d", epoch)
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup("validate")

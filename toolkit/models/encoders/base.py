@@ -44,6 +44,14 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
         """A frozen encoder stays in eval mode (dropout off) whatever the trainer asks."""
         return super().train(mode and not self.frozen)
 
+    @classmethod
+    def max_input_seconds(cls, config: dict[str, Any]) -> float | None:
+        """The longest clip this encoder takes when built from ``config`` (its YAML node), None: no limit.
+
+        Read from the config alone, so a server can clamp its audio limit before loading any weights.
+        """
+        return None
+
     @abc.abstractmethod
     def feature_extractor(self) -> Any:
         ...

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -190,6 +191,14 @@ class WhisperEncoder(AudioEncoder):
     """
 
     frame_rate = 50.0
+
+    @classmethod
+    def max_input_seconds(cls, config: dict[str, Any]) -> float | None:
+        """``max_chunks`` windows of 30 s (the constructor refuses longer clips)."""
+        import inspect
+
+        default = inspect.signature(cls.__init__).parameters["max_chunks"].default
+        return float(config.get("max_chunks", default)) * WINDOW_SECONDS
 
     def __init__(
         self,

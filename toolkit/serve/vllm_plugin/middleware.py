@@ -20,7 +20,8 @@ decoded. Other routes pass through, except that no client may set ``mm_processor
 trusts request kwargs only because this middleware writes them). vLLM builds the middleware with the
 app alone, so the settings come from the environment ``python -m toolkit.bin.serve --backend vllm``
 sets (``DESTA_EXPORT_DIR``, ``DESTA_SERVED_MODEL_NAME``, ``DESTA_MAX_AUDIO_SECONDS``,
-``DESTA_TRANSCRIBER_DEVICE``, ``DESTA_API_KEYS``). Nothing here imports vLLM.
+``DESTA_MAX_AUDIOS_PER_REQUEST``, ``DESTA_MAX_REQUEST_BYTES``, ``DESTA_TRANSCRIBER_DEVICE``, ``DESTA_API_KEYS``).
+A body over the byte limit is refused (400) while it is read, for every POST route. Nothing here imports vLLM.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 
 from toolkit.audio import SAMPLE_RATE
 from toolkit.serve.backend import missing_transcript_problem
-from toolkit.serve.protocol import RequestError, parse_chat_request
+from toolkit.serve.protocol import RequestError, body_too_large, parse_chat_request
 
 log = logging.getLogger("toolkit.serve")
 
@@ -49,6 +50,8 @@ ENV_SERVED_MODEL_NAME = "DESTA_SERVED_MODEL_NAME"
 ENV_MAX_AUDIO_SECONDS = "DESTA_MAX_AUDIO_SECONDS"
 ENV_TRANSCRIBER_DEVICE = "DESTA_TRANSCRIBER_DEVICE"
 ENV_API_KEYS = "DESTA_API_KEYS"  # newline-separated, as vLLM's --api-key takes several
+ENV_MAX_AUDIOS = "DESTA_MAX_AUDIOS_PER_REQUEST"
+ENV_MAX_REQUEST_BYTES = "DESTA_MAX_REQUEST_BYTES"
 CHAT_PATH = "/v1/chat/completions"
 
 Message = MutableMapping[str, Any]
@@ -73,14 +76,17 @@ class DestaChatMiddleware:
         export_dir: the export being served (default: ``$DESTA_EXPORT_DIR``).
         served_model_names: accepted model ids (default: ``$DESTA_SERVED_MODEL_NAME``, comma-separated;
             unset leaves the check to vLLM).
-        max_audio_seconds: longest accepted clip (default: ``$DESTA_MAX_AUDIO_SECONDS`` or 600; 0 = no limit).
+        max_audio_seconds: longest accepted clip (default: ``$DESTA_MAX_AUDIO_SECONDS`` or 300; 0 = no limit).
+        max_audios: most audios in one request (default: ``$DESTA_MAX_AUDIOS_PER_REQUEST`` or 4; 0 = no limit).
+        max_request_bytes: largest request body (default: ``$DESTA_MAX_REQUEST_BYTES`` or 64 MiB; 0 = no limit).
         transcriber_device: where the ASR model runs (default: ``$DESTA_TRANSCRIBER_DEVICE`` or cpu).
         api_keys: the keys vLLM accepts (default: ``$DESTA_API_KEYS``); requests without one go to vLLM untouched.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], export_dir: str | Path | None = None,
                  served_model_names: Sequence[str] | None = None, max_audio_seconds: float | None = None,
-                 transcriber_device: str | None = None, api_keys: Sequence[str] | None = None):
+                 transcriber_device: str | None = None, api_keys: Sequence[str] | None = None,
+                 max_audios: int | None = None, max_request_bytes: int | None = None):
         from toolkit.config import load_config, to_container
         from toolkit.models.generation import GenerationSettings
 
@@ -97,8 +103,14 @@ class DestaChatMiddleware:
             served_model_names = [n for n in os.environ[ENV_SERVED_MODEL_NAME].split(",") if n]
         self.served_model_names = list(served_model_names) if served_model_names else None
         if max_audio_seconds is None:
-            max_audio_seconds = float(os.environ.get(ENV_MAX_AUDIO_SECONDS, 600.0))
+            max_audio_seconds = float(os.environ.get(ENV_MAX_AUDIO_SECONDS, 300.0))
         self.max_audio_seconds = max_audio_seconds or None
+        if max_audios is None:
+            max_audios = int(os.environ.get(ENV_MAX_AUDIOS, 4))
+        self.max_audios = max_audios or None
+        if max_request_bytes is None:
+            max_request_bytes = int(os.environ.get(ENV_MAX_REQUEST_BYTES, 64 * 2**20))
+        self.max_request_bytes = max_request_bytes or None
         self.transcriber_device = transcriber_device or os.environ.get(ENV_TRANSCRIBER_DEVICE, "cpu")
         self.settings = GenerationSettings(**(self.config.get("generation") or {}))
         self.defaults = self.settings.vllm_kwargs()
@@ -117,7 +129,12 @@ class DestaChatMiddleware:
         path, root = scope.get("path", ""), scope.get("root_path") or ""
         if root and path.startswith(root):  # served under --root-path
             path = path[len(root):]
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, self.max_request_bytes)
+        except RequestError as err:
+            log.info("refused %s: %s", path, err.message)
+            await _send_json(send, err.status, err.body())
+            return
         if path.rstrip("/") != CHAT_PATH:
             if b"mm_processor_kwargs" in body and _has_key(body, "mm_processor_kwargs"):
                 await _send_json(send, 400, RequestError(400, "mm_processor_kwargs are set by this server (transcripts come from "
@@ -166,7 +183,7 @@ class DestaChatMiddleware:
         names = self.served_model_names
         if names is None and isinstance(data, dict) and isinstance(data.get("model"), str):
             names = [data["model"]]  # vLLM answers an unknown model itself
-        request = parse_chat_request(data, names or [], self.max_audio_seconds)
+        request = parse_chat_request(data, names or [], self.max_audio_seconds, self.max_audios)
         conversation = request.conversation
         audios = [a for m in conversation for a in m.get("audios") or []]
         given = [a["text"] for a in audios]
@@ -286,15 +303,24 @@ class TranscriptSender:
 # -- ASGI plumbing ------------------------------------------------------------------------------
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def _read_body(receive: Receive, limit: int | None = None) -> bytes:
+    """The request body; over ``limit`` bytes a 400 is raised once it has been read (the excess is dropped,
+    never kept: memory stays under ``limit``; reading it all lets the client receive the answer)."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []
         if not message.get("more_body"):
             break
+    if limit is not None and size > limit:
+        raise body_too_large(size, limit)
     return b"".join(chunks)
 
 
