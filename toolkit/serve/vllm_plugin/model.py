@@ -196,6 +196,7 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
         super().__init__()
         from toolkit.models.adapters import ADAPTERS
+        from toolkit.models.adapters.base import adapter_runtime
         from toolkit.models.encoders import ENCODERS
 
         cfg = load_export_config(vllm_config.model_config.model)
@@ -207,8 +208,8 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
         self.configure_mm_token_handling(config.vocab_size, [placeholder])
         with self._mark_tower_model(vllm_config, "audio"):
             self.encoder = ENCODERS.build(cfg["encoder"], "encoder")  # loads its own frozen weights
-            self.adapter = ADAPTERS.build(cfg["adapter"], "adapter", input_size=self.encoder.output_size,
-                                          num_inputs=self.encoder.num_tapped, output_size=config.hidden_size)
+            self.adapter = ADAPTERS.build(cfg["adapter"], "adapter",
+                                          **adapter_runtime(cfg["adapter"], self.encoder, text_config.hidden_size))
         self.encoder.eval(), self.adapter.eval()
         with self._mark_language_model(vllm_config):
             # The LLM's own architecture (config.json carries ours so vLLM picks this class).
