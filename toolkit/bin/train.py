@@ -139,8 +139,11 @@ class TrainSettings:
                      f"decay; lower train.warmup_steps")
         if self.checkpoint_every_n_steps < 1:
             p.append(f"train.checkpoint_every_n_steps must be >= 1, got {self.checkpoint_every_n_steps}")
-        if not isinstance(self.data, dict) or "train_jsonl" not in self.data:
-            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl)")
+        if not isinstance(self.data, dict) or ("train_jsonl" not in self.data and "sources" not in self.data):
+            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl), "
+                     "or give train.data.sources: [{name, path, weight}, ...] to mix several")
+        elif "train_jsonl" in self.data and "sources" in self.data:
+            p.append("train.data.train_jsonl and train.data.sources are both set; keep one (a source list can hold that file)")
         if self.global_batch_size is not None:
             per_step = self.batch_size * self.world_size()
             if self.global_batch_size % per_step:
@@ -205,7 +208,13 @@ def read_config(argv: Sequence[str] | None) -> tuple[Any, TrainSettings]:
     from toolkit.train.datamodule import AQADataModule
 
     problems = settings.problems()
-    problems += check_arguments(AQADataModule, settings.data, "train.data", AQADataModule.RUNTIME)
+    if isinstance(settings.data, dict) and "sources" in settings.data:  # weighted mixing (toolkit/train/mixing.py)
+        from toolkit.train.mixing import check_sources, mixed_datamodule_class
+
+        problems += check_sources(settings.data["sources"])
+        problems += check_arguments(mixed_datamodule_class(), settings.data, "train.data", AQADataModule.RUNTIME)
+    else:
+        problems += check_arguments(AQADataModule, settings.data, "train.data", AQADataModule.RUNTIME)
     problems += check_model_config(cfg)
     raise_if_problems(problems)
     check_strategy_backend(settings.strategy)
@@ -275,6 +284,10 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     vector_count = AudioVectorCount.probe(model)
     collator = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, vector_count,
                         num_tapped=model.encoder.num_tapped)
+    if "sources" in data_args:
+        from toolkit.train.mixing import mixed_datamodule_class
+
+        AQADataModule = mixed_datamodule_class()  # noqa: N806 (the same interface, several weighted sources)
     datamodule = AQADataModule(**data_args, collator=collator, batch_size=settings.batch_size,
                                eval_batch_size=settings.eval_batch_size, num_workers=settings.num_workers,
                                seed=settings.seed, bad_audio_path=str(out / "bad_audio.txt"),
@@ -294,6 +307,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
                                 val_generation_max_new_tokens=settings.val_generation_max_new_tokens,
                                 config=to_container(cfg))
     module.val_generation_samples = datamodule.dev_samples[: settings.num_val_generations]
+    if hasattr(datamodule, "dev_source_of"):  # a mix: val/loss/<source> beside val/loss
+        module.set_val_sources(datamodule.dev_source_of)
 
     checkpoint = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step{step}", auto_insert_metric_name=False,
                                  save_last=True, save_top_k=1, every_n_train_steps=settings.checkpoint_every_n_steps,
@@ -362,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 4. export-ready model, resolved config, done marker last
     if trainer.is_global_zero:
         summary = {"global_step": int(trainer.global_step), "skipped_batches": module.skipped_batches,
+                   **({"data_rows": parts["datamodule"].source_rows()} if hasattr(parts["datamodule"], "source_rows") else {}),
                    "skipped_grad_steps": module.skipped_grad_steps, "train": asdict(settings)}
         parts["model"].save_pretrained(out / "model", extra={"training": summary})
         save_resolved(cfg, out, "config.yaml")
