@@ -1,4 +1,4 @@
-"""Two audios in two user turns, end to end: self-generation, training, generate() and the server."""
+"""Two audios in two user turns, end to end: self-generation, training, generate(), the demo and the server."""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def test_training_supervises_only_the_last_answer_and_generate_and_server_answer
     conversation = audio_conversation(two_turn["items"][0])
     got = model.generate(conversation, return_details=True)
     assert isinstance(got["text"], str) and len(got["transcripts"]) == 2 and got["num_tokens"] > 0
+
+    # the web demo's session: the two clips uploaded in two turns
+    from toolkit.serve.demo import DemoSession
+
+    item = two_turn["items"][0]
+    session = DemoSession(model, generation={"max_new_tokens": 8})
+    conv, _ = session.answer([session.user_turn(conversation[0]["audios"][0]["audio"], item.first["prompt"])])
+    conv, second = session.answer([*conv, session.user_turn(conversation[2]["audios"][0]["audio"], item.follow_up)])
+    assert [m["role"] for m in conv] == ["user", "assistant"] * 2 and len(second["transcripts"]) == 2
+    assert second["text"] == model.generate(conv[:3], generation={"max_new_tokens": 8}, return_details=True)["text"]
 
     # the OpenAI-compatible server: the same two-turn, two-audio conversation
     openai = pytest.importorskip("openai")
