@@ -1,4 +1,4 @@
-"""Two audios in two user turns, end to end: self-generation, training, generate(), the demo and the server."""
+"""Two audios in two user turns, end to end: self-generation, training, generate(), decoding, the demo and the server."""
 
 from __future__ import annotations
 
@@ -87,6 +87,15 @@ def test_training_supervises_only_the_last_answer_and_generate_and_server_answer
     conversation = audio_conversation(two_turn["items"][0])
     got = model.generate(conversation, return_details=True)
     assert isinstance(got["text"], str) and len(got["transcripts"]) == 2 and got["num_tokens"] > 0
+
+    # the decode stage: an eval row that carries its two-turn messages
+    from toolkit.decode.decoder import decode_rows
+
+    row = {**json.loads(two_turn["out"].read_text().splitlines()[0]), "reference": "x", "metric": "wer"}
+    decode_rows(model, [row], two_turn["root"] / "decode.jsonl", generation={"max_new_tokens": 8}, progress=False)
+    decoded = json.loads((two_turn["root"] / "decode.jsonl").read_text())
+    want = model.generate(audio_conversation(two_turn["items"][0]), generation={"max_new_tokens": 8}, return_details=True)
+    assert decoded["prediction"] == want["text"] and len(decoded["transcripts"]) == 2
 
     # the web demo's session: the two clips uploaded in two turns
     from toolkit.serve.demo import DemoSession

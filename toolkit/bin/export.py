@@ -74,7 +74,7 @@ def weights_source(part: str, node: dict[str, Any], adapter_source: str) -> str:
 
 def model_card(out: Path, model_config: dict[str, Any], counts: dict[str, dict[str, int]], model_info: dict[str, Any],
                adapter_source: str, results_md: str | None, config_yaml: str, repo_id: str | None) -> str:
-    """The export's README.md: what it is, where every weight came from, what it was trained on and scored, how to use it."""
+    """The export's README.md: its parts and where their weights came from, training data, scores, usage."""
     name = repo_id or out.name
     lines = [f"# {name}", "", "A Large Audio Language Model built with desta-toolkit (DeSTA2.5-Audio's self-generated "
              "cross-modal alignment): a speech encoder feeds a Q-Former adapter whose audio vectors, followed by the "
@@ -86,7 +86,8 @@ def model_card(out: Path, model_config: dict[str, Any], counts: dict[str, dict[s
         params = f"{c['trainable']:,} / {c['total']:,}" if c else "-"
         lines.append(f"| {part} | `{node.get('name')}` | {weights_source(part, node, adapter_source)} | {params} |")
     total = counts["all"]
-    lines += ["", f"Trainable parameters: {total['trainable']:,} of {total['total']:,}. `model.safetensors` holds only the "
+    lines += ["", f"Trainable parameters: {total['trainable']:,} of {total['total']:,}. "
+        f"`model.safetensors` holds only the "
               "trained weights; the frozen parts are read from the paths above (on another machine, download them and "
               "pass `llm.model_path=...`-style overrides, or edit `config.yaml`).", ""]
     training = model_info.get("training") or {}
@@ -108,17 +109,21 @@ def model_card(out: Path, model_config: dict[str, Any], counts: dict[str, dict[s
                   ("#" + line if line.startswith("## ") else line) for line in body] + [""]
     else:
         lines += ["Not scored yet (no RESULTS.md beside the export).", ""]
-    lines += ["## Use", "", "With transformers (`import toolkit` registers the architecture; no `trust_remote_code`):", "",
+    lines += ["## Use", "", "With transformers (`import toolkit` registers the architecture; no "
+        "`trust_remote_code`):", "",
               "```python", "import toolkit  # noqa: F401", "from transformers import AutoModel", "",
               (f'model = AutoModel.from_pretrained("DIR", device="cpu")   # after huggingface-cli download {repo_id} --local-dir DIR'
                if repo_id else f'model = AutoModel.from_pretrained("{out}", device="cpu")   # or device="cuda"'),
               'print(model.generate([{"role": "user", "content": "<|AUDIO|>\\nWhat is said?", "audios": [{"audio": "clip.wav"}]}]))',
               "```", "", "With the toolkit itself:", "", "```python", "from toolkit import LALM",
-              f'model = LALM.from_pretrained("{out}")', "```", "", "Serve (OpenAI-compatible API) and the web demo:", "", "```bash",
+              f'model = LALM.from_pretrained("{out}")', "```", "", "Serve (OpenAI-compatible API) and "
+                  "the web demo:", "", "```bash",
               f"python -m toolkit.bin.serve --model {out} --port 8000                  # PyTorch backend",
-              f"python -m toolkit.bin.serve --backend vllm --model {out} --port 8000   # inside vLLM (bash tools/install.sh --vllm)",
+              f"python -m toolkit.bin.serve --backend vllm --model {out} --port 8000   # inside vLLM "
+                  f"(bash tools/install.sh --vllm)",
               f"python -m toolkit.bin.demo --model {out} --port 7860", "```", "",
-              "## Config", "", "`config.yaml`, exactly as the model was built (`config.json` carries the same under `desta`):", "",
+              "## Config", "", "`config.yaml`, exactly as the model was built (`config.json` carries the "
+                  "same under `desta`):", "",
               "```yaml", config_yaml.rstrip(), "```", ""]
     return "\n".join(lines)
 
@@ -180,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
 
         prepare_vllm_dir(out)
     except Exception as err:  # the PyTorch export is complete either way; say why vLLM cannot load it
-        log.warning("export is not vLLM-ready (%s); LALM.from_pretrained, AutoModel and the hf server still load it", err)
+        log.warning("export is not vLLM-ready (%s); LALM.from_pretrained, AutoModel and the hf server "
+            "still load it", err)
     info = json.loads((out / "model_info.json").read_text())
     trained_info = Path(section.model_dir) / "model_info.json"
     if trained_info.is_file():  # the training summary (steps, data) lives with the trained model

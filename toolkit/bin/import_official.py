@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         for field in ("llm_model_id", "encoder_model_id"):
             if field in release.config:
                 slot = "llm" if field.startswith("llm") else "encoder"
-                lines.append(f"config.json {field}={release.config[field]} -> {slot}.model_path: {cfg[slot].get('model_path')}")
+                lines.append(f"config.json {field}={release.config[field]} -> {slot}.model_path: "
+                    f"{cfg[slot].get('model_path')}")
     else:
         lines.append("no config.json beside the weights: adapter sizes come from the weights' shapes and the config")
 
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
                  f"{sum(v.numel() for v in state.values()):,} parameters")
     lines += [f"  {g.replace('adapter.', 'perception.connector.', 1)} -> {g}: {n} tensors" for g, n in sorted(groups.items())]
     heads = getattr(adapter, "num_heads", None)
-    lines.append(f"adapter: {implied['num_layers']} layers, {implied['num_queries']} queries x {implied['num_inputs']} taps, "
-                 f"width {implied['hidden_size']}, {heads} heads (the encoder's {encoder.num_heads}), LLM width {implied['output_size']}")
+    lines.append(f"adapter: {implied['num_layers']} layers, {implied['num_queries']} queries x "
+        f"{implied['num_inputs']} taps, "
+                 f"width {implied['hidden_size']}, {heads} heads (the encoder's {encoder.num_heads}), "
+                     f"LLM width {implied['output_size']}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -140,10 +140,12 @@ class TrainSettings:
         if self.checkpoint_every_n_steps < 1:
             p.append(f"train.checkpoint_every_n_steps must be >= 1, got {self.checkpoint_every_n_steps}")
         if not isinstance(self.data, dict) or ("train_jsonl" not in self.data and "sources" not in self.data):
-            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl), "
+            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. "
+                "dump/selfgen/train.jsonl), "
                      "or give train.data.sources: [{name, path, weight}, ...] to mix several")
         elif "train_jsonl" in self.data and "sources" in self.data:
-            p.append("train.data.train_jsonl and train.data.sources are both set; keep one (a source list can hold that file)")
+            p.append("train.data.train_jsonl and train.data.sources are both set; keep one (a source "
+                "list can hold that file)")
         if self.global_batch_size is not None:
             per_step = self.batch_size * self.world_size()
             if self.global_batch_size % per_step:

@@ -34,7 +34,27 @@ def conversation_for(row: dict[str, Any], wave: np.ndarray) -> list[dict[str, An
     return [{"role": "user", "content": content, "audios": [{"audio": wave, "text": row.get("text")}]}]
 
 
+def row_conversation(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A row that carries its own ``messages`` (several turns, one audio per ``<|AUDIO|>``), audio loaded; else None.
+
+    Multi-turn eval rows (e.g. two clips in two user turns) are answered as written: the model replies
+    to the last user turn; a trailing assistant turn (a reference) is dropped.
+    """
+    messages = row.get("messages")
+    if not messages:
+        return None
+    turns = [dict(m) for m in messages]
+    if turns and turns[-1].get("role") == "assistant":
+        turns.pop()
+    for m in turns:
+        m["audios"] = [{"audio": load_audio(a["audio"], start=a.get("start"), end=a.get("end")), "text": a.get("text")}
+                       for a in (m.get("audios") or [])]
+    return turns
+
+
 def _duration(row: dict[str, Any]) -> float:
+    if row.get("messages"):
+        return sum(_duration(a) for m in row["messages"] for a in (m.get("audios") or []))
     if row.get("start") is not None and row.get("end") is not None:
         return float(row["end"]) - float(row["start"])
     try:
@@ -66,13 +86,16 @@ def decode_rows(
             batch, waves, failed = todo[i : i + batch_size], [], []
             for row in batch:
                 try:
-                    waves.append(load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+                    conv = row_conversation(row)
+                    if conv is None:
+                        conv = conversation_for(row, load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+                    waves.append(conv)
                 except AudioError as err:
                     log.error("%s", err)
                     waves.append(None)
                     failed.append(row["id"])
-            good = [(r, w) for r, w in zip(batch, waves) if w is not None]
-            details = model.generate([conversation_for(r, w) for r, w in good], generation=generation, return_details=True) if good else []
+            good = [(r, c) for r, c in zip(batch, waves) if c is not None]
+            details = model.generate([c for _, c in good], generation=generation, return_details=True) if good else []
             answers = {r["id"]: d for (r, _), d in zip(good, details)}
             out_rows = []
             for row in batch:
@@ -80,7 +103,9 @@ def decode_rows(
                 if d is None:
                     out_rows.append({**row, "prediction": "", "transcript": "", "finish_reason": "error", "error": "audio unreadable"})
                 else:
-                    out_rows.append({**row, "prediction": d["text"], "transcript": d["transcripts"][0], "finish_reason": d["finish_reason"]})
+                    extra = {"transcripts": d["transcripts"]} if len(d["transcripts"]) > 1 else {}
+                    out_rows.append({**row, "prediction": d["text"], "transcript": d["transcripts"][0] if d["transcripts"] else "",
+                                     "finish_reason": d["finish_reason"], **extra})
             writer.write_batch(out_rows)
             stats["decoded"] += len(batch)
             stats["audio_errors"] += len(failed)

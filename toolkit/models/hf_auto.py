@@ -88,9 +88,11 @@ class DestaLALMModel(PreTrainedModel):
         root = Path(pretrained_model_name_or_path)
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: not a local export directory. Exports reference their encoder and LLM by "
-                                    f"path; download the whole folder first (huggingface-cli download REPO --local-dir DIR)")
+                                    f"path; download the whole folder first (huggingface-cli download "
+                                        f"REPO --local-dir DIR)")
         if isinstance(device_map, Mapping):
-            raise ValueError("device_map: a DeSTA export loads on one device; pass device='cuda' (or device_map='cuda')")
+            raise ValueError("device_map: a DeSTA export loads on one device; pass device='cuda' (or "
+                "device_map='cuda')")
         place = device or (device_map if isinstance(device_map, str) and device_map != "auto" else None) or "cpu"
         if not isinstance(config, DestaLALMConfig):
             config = DestaLALMConfig.from_pretrained(root)

@@ -205,9 +205,11 @@ def release_overrides(release_config: Mapping[str, Any] | None, where: str = "co
     cfg = dict(release_config)
     mode = cfg.get("connector_mode", "qformer_1")
     if mode != "qformer_1":
-        raise OfficialCheckpointError(f"{where}: connector_mode {mode!r}: only the reference's 'qformer_1' maps onto our qformer adapter")
+        raise OfficialCheckpointError(f"{where}: connector_mode {mode!r}: only the reference's "
+            f"'qformer_1' maps onto our qformer adapter")
     if cfg.get("use_lora"):
-        raise OfficialCheckpointError(f"{where}: use_lora is true; the importer maps the connector only (perception.connector.*), "
+        raise OfficialCheckpointError(f"{where}: use_lora is true; the importer maps the connector only "
+            f"(perception.connector.*), "
                                       f"not LoRA weights inside the LLM")
     out: list[tuple[str, Any, str]] = []
     if "qformer_num_hidden_layers" in cfg:
@@ -217,7 +219,8 @@ def release_overrides(release_config: Mapping[str, Any] | None, where: str = "co
     encoder_id = cfg.get("encoder_model_id")
     if encoder_id is not None:
         if encoder_id not in REFERENCE_TAPS:
-            raise OfficialCheckpointError(f"{where}: encoder_model_id {encoder_id!r} has no tapped layers in the reference "
+            raise OfficialCheckpointError(f"{where}: encoder_model_id {encoder_id!r} has no tapped "
+                f"layers in the reference "
                                           f"(known: {', '.join(REFERENCE_TAPS)})")
         out.append(("encoder.tapped_layers", REFERENCE_TAPS[encoder_id], f"encoder_model_id={encoder_id}"))
     return out

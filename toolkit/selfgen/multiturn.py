@@ -52,7 +52,8 @@ class TwoTurnItem:
 def _first_audio(row: Mapping[str, Any]) -> dict[str, Any]:
     audios = [a for m in row["messages"] if m.get("role") == "user" for a in m.get("audios") or []]
     if len(audios) != 1:
-        raise ValueError(f"row '{row.get('id')}': a two-turn item pairs single-audio rows, this one has {len(audios)} audios")
+        raise ValueError(f"row '{row.get('id')}': a two-turn item pairs single-audio rows, this one has "
+            f"{len(audios)} audios")
     return dict(audios[0])
 
 

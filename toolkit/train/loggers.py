@@ -71,7 +71,8 @@ def check_loggers(specs: Sequence[Any] | None, where: str = "train.loggers") -> 
             problems.append(f"{where}[{i}]: unknown logger '{name}'; choose from {', '.join(LOGGER_NAMES)}")
             continue
         if name == "wandb" and importlib.util.find_spec("wandb") is None:
-            problems.append(f"{where}[{i}]: wandb is not installed: pip install 'desta-toolkit[wandb]' (wandb==0.31.0), "
+            problems.append(f"{where}[{i}]: wandb is not installed: pip install 'desta-toolkit[wandb]' "
+                f"(wandb==0.31.0), "
                             f"or drop it from the list")
             continue
         problems += check_arguments(_logger_class(name), kwargs, f"{where}[{i}]", frozenset(RUNTIME[name]))

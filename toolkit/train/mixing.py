@@ -106,7 +106,8 @@ def read_mixture(sources: Sequence[Mapping[str, Any]], audio_root: str | None, i
         name = source_name(src, i)
         got, stats = read_rows(src["path"], audio_root, info, max_rows)
         if not got:
-            raise ConfigError(f"train.data.sources[{i}] ({name}): no usable rows in {src['path']} ({stats.summary(src['path'])})")
+            raise ConfigError(f"train.data.sources[{i}] ({name}): no usable rows in {src['path']} "
+                f"({stats.summary(src['path'])})")
         names.append(name), offsets.append(len(samples)), sizes.append(len(got)), weights.append(float(src.get("weight", 1.0)))
         rows[name] = stats.rows
         samples += got

@@ -51,7 +51,8 @@ def check_tokenizer_round_trip(tokenizer: Any, path: str) -> None:
     raise ValueError(
         f"llm: the tokenizer in {path} ({type(tokenizer).__name__}) does not round-trip text: {ROUND_TRIP_SENTENCE!r} "
         f"comes back as {back!r}. {config} names tokenizer_class {named!r}, which this transformers version applies "
-        f"over a tokenizer.json of another kind (a byte-level BPE tokenizer.json read as SentencePiece loses its spaces). "
+        f"over a tokenizer.json of another kind (a byte-level BPE tokenizer.json read as SentencePiece "
+            f"loses its spaces). "
         f"Fix: set \"tokenizer_class\": \"PreTrainedTokenizerFast\" in {config} (it then loads tokenizer.json exactly "
         f"as written), or point llm.model_path at a folder whose tokenizer files agree."
     )

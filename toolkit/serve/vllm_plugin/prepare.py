@@ -118,7 +118,8 @@ def prepare_vllm_dir(export_dir: str | Path) -> Path:
     from toolkit.models.hf_auto import VLLM_ARCHITECTURE, write_config_json
 
     if VLLM_ARCHITECTURE != ARCHITECTURE:
-        raise RuntimeError(f"toolkit.models.hf_auto.VLLM_ARCHITECTURE {VLLM_ARCHITECTURE!r} != {ARCHITECTURE!r}; make them equal")
+        raise RuntimeError(f"toolkit.models.hf_auto.VLLM_ARCHITECTURE {VLLM_ARCHITECTURE!r} != "
+            f"{ARCHITECTURE!r}; make them equal")
     write_config_json(root)
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
