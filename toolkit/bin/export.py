@@ -112,9 +112,11 @@ def model_card(out: Path, model_config: dict[str, Any], counts: dict[str, dict[s
     lines += ["## Use", "", "With transformers (`import toolkit` registers the architecture; no "
         "`trust_remote_code`):", "",
               "```python", "import toolkit  # noqa: F401", "from transformers import AutoModel", "",
-              (f'model = AutoModel.from_pretrained("DIR", device="cpu")   # after huggingface-cli download {repo_id} --local-dir DIR'
-               if repo_id else f'model = AutoModel.from_pretrained("{out}", device="cpu")   # or device="cuda"'),
-              'print(model.generate([{"role": "user", "content": "<|AUDIO|>\\nWhat is said?", "audios": [{"audio": "clip.wav"}]}]))',
+              (f'model = AutoModel.from_pretrained("DIR", device="cpu")   # huggingface-cli download {repo_id} '
+               '--local-dir DIR' if repo_id else
+               f'model = AutoModel.from_pretrained("{out}", device="cpu")   # or device="cuda"'),
+              'print(model.generate([{"role": "user", "content": "<|AUDIO|>\\nWhat is said?",'
+              ' "audios": [{"audio": "clip.wav"}]}]))',
               "```", "", "With the toolkit itself:", "", "```python", "from toolkit import LALM",
               f'model = LALM.from_pretrained("{out}")', "```", "", "Serve (OpenAI-compatible API) and "
                   "the web demo:", "", "```bash",

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     if problems:
         raise SystemExit("invalid config:\n  " + "\n  ".join(problems))
     for key, value, source in mapped:
-        lines.append(f"config.json {source} -> {key}: {value}" + ("  (overridden on the command line)" if key in user_keys else ""))
+        note = "  (overridden on the command line)" if key in user_keys else ""
+        lines.append(f"config.json {source} -> {key}: {value}{note}")
     if release.config:
         for field in ("llm_model_id", "encoder_model_id"):
             if field in release.config:
@@ -83,13 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     # Build the encoder (its head count is the Q-Former's default) and the adapter on meta, with the
     # sizes the checkpoint implies, to check names and shapes without any weights.
     encoder_node = dict(cfg["encoder"])
-    local = encoder_node.get("model_path") and (Path(str(encoder_node["model_path"])).expanduser() / "config.json").is_file()
+    given = encoder_node.get("model_path")
+    local = bool(given) and (Path(str(given)).expanduser() / "config.json").is_file()
     if local and "preset" in encoder_node:
         encoder_node["preset"] = None  # the encoder actually given wins over the packaged architecture
     with skip_weights():
         encoder = ENCODERS.build(encoder_node, "encoder")
-        runtime = {**adapter_runtime(cfg["adapter"], encoder, implied["output_size"]), "input_size": implied["hidden_size"],
-                   "num_inputs": implied["num_inputs"]}
+        runtime = {**adapter_runtime(cfg["adapter"], encoder, implied["output_size"]),
+                   "input_size": implied["hidden_size"], "num_inputs": implied["num_inputs"]}
         adapter = ADAPTERS.build(cfg["adapter"], "adapter", **runtime)
     expected = {k: v.shape for k, v in adapter.state_dict().items()}
     state = official_adapter_state_dict(official, expected_keys=expected)
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     groups = Counter(key_group(k) for k in state)
     lines.append(f"model.safetensors: {len(state)} tensors perception.connector.* -> adapter.*, "
                  f"{sum(v.numel() for v in state.values()):,} parameters")
-    lines += [f"  {g.replace('adapter.', 'perception.connector.', 1)} -> {g}: {n} tensors" for g, n in sorted(groups.items())]
+    for group, n in sorted(groups.items()):
+        lines.append(f"  {group.replace('adapter.', 'perception.connector.', 1)} -> {group}: {n} tensors")
     heads = getattr(adapter, "num_heads", None)
     lines.append(f"adapter: {implied['num_layers']} layers, {implied['num_queries']} queries x "
         f"{implied['num_inputs']} taps, "
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE), metadata={"format": "pt", "source": str(release.weights)})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE),
+              metadata={"format": "pt", "source": str(release.weights)})
     model_cfg = {k: cfg[k] for k in (*COMPONENTS, "lalm", "generation") if k in cfg}
     if model_cfg["adapter"].get("num_heads") is None and heads is not None:
         model_cfg["adapter"] = {**model_cfg["adapter"], "num_heads": int(heads)}  # invisible in shapes: write it down

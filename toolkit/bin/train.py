@@ -379,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 4. export-ready model, resolved config, done marker last
     if trainer.is_global_zero:
         summary = {"global_step": int(trainer.global_step), "skipped_batches": module.skipped_batches,
-                   **({"data_rows": parts["datamodule"].source_rows()} if hasattr(parts["datamodule"], "source_rows") else {}),
+                   **({"data_rows": parts["datamodule"].source_rows()}
+                      if hasattr(parts["datamodule"], "source_rows") else {}),
                    "skipped_grad_steps": module.skipped_grad_steps, "train": asdict(settings)}
         parts["model"].save_pretrained(out / "model", extra={"training": summary})
         save_resolved(cfg, out, "config.yaml")

@@ -88,7 +88,8 @@ def decode_rows(
                 try:
                     conv = row_conversation(row)
                     if conv is None:
-                        conv = conversation_for(row, load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+                        wave = load_audio(row["audio"], start=row.get("start"), end=row.get("end"))
+                        conv = conversation_for(row, wave)
                     waves.append(conv)
                 except AudioError as err:
                     log.error("%s", err)
@@ -104,7 +105,8 @@ def decode_rows(
                     out_rows.append({**row, "prediction": "", "transcript": "", "finish_reason": "error", "error": "audio unreadable"})
                 else:
                     extra = {"transcripts": d["transcripts"]} if len(d["transcripts"]) > 1 else {}
-                    out_rows.append({**row, "prediction": d["text"], "transcript": d["transcripts"][0] if d["transcripts"] else "",
+                    first = d["transcripts"][0] if d["transcripts"] else ""
+                    out_rows.append({**row, "prediction": d["text"], "transcript": first,
                                      "finish_reason": d["finish_reason"], **extra})
             writer.write_batch(out_rows)
             stats["decoded"] += len(batch)

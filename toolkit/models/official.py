@@ -179,21 +179,24 @@ def _release_weights(root: Path) -> Path | None:
         return root / "model.safetensors"
     repos = [root] if (root / "snapshots").is_dir() else sorted(root.glob("models--*DeSTA2.5-Audio*"))
     if len(repos) > 1:
-        raise FileNotFoundError(f"{root} holds several DeSTA2.5 releases ({', '.join(r.name for r in repos)}); pass the one you mean")
+        names = ", ".join(r.name for r in repos)
+        raise FileNotFoundError(f"{root} holds several DeSTA2.5 releases ({names}); pass the one you mean")
     for repo in repos:
         ref = repo / "refs" / "main"
         if ref.is_file() and (repo / "snapshots" / ref.read_text().strip() / "model.safetensors").is_file():
             return repo / "snapshots" / ref.read_text().strip() / "model.safetensors"
         snapshots = sorted((repo / "snapshots").glob("*/model.safetensors"))
         if len(snapshots) > 1:
-            raise FileNotFoundError(f"{repo}: several snapshots ({', '.join(p.parent.name for p in snapshots)}) and no refs/main "
+            names = ", ".join(p.parent.name for p in snapshots)
+            raise FileNotFoundError(f"{repo}: several snapshots ({names}) and no refs/main "
                                     f"naming one; pass the snapshot folder you mean")
         if snapshots:
             return snapshots[0]
     return None
 
 
-def release_overrides(release_config: Mapping[str, Any] | None, where: str = "config.json") -> list[tuple[str, Any, str]]:
+def release_overrides(release_config: Mapping[str, Any] | None,
+                      where: str = "config.json") -> list[tuple[str, Any, str]]:
     """Our config values the release's ``config.json`` (``DeSTA25Config``) fixes: (key, value, from what).
 
     Raises:

@@ -64,7 +64,8 @@ def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = 
     Truncated answers (``finish_reason: length``) are never used: the first answer is shown to the
     backbone as its own earlier turn.
     """
-    usable = sorted((r for r in rows if r.get("finish_reason") != "length" and r.get("response")), key=lambda r: str(r["id"]))
+    usable = sorted((r for r in rows if r.get("finish_reason") != "length" and r.get("response")),
+                    key=lambda r: str(r["id"]))
     items = []
     for i, first in enumerate(usable):
         second = next((r for r in usable[i + 1:] + usable[:i]
@@ -83,9 +84,10 @@ def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = 
 def text_conversation(item: TwoTurnItem, template: str = "{seed_description}\n\n{prompt}",
                       system_prompt: str | None = None) -> list[dict[str, str]]:
     """What the backbone reads: each audio replaced by its seed description, its own first answer kept."""
-    conv = [{"role": "user", "content": template.format(seed_description=item.first["seed_description"], prompt=item.first["prompt"])},
-            {"role": "assistant", "content": str(item.first["response"])},
-            {"role": "user", "content": template.format(seed_description=item.second["seed_description"], prompt=item.follow_up)}]
+    first = template.format(seed_description=item.first["seed_description"], prompt=item.first["prompt"])
+    second = template.format(seed_description=item.second["seed_description"], prompt=item.follow_up)
+    conv = [{"role": "user", "content": first}, {"role": "assistant", "content": str(item.first["response"])},
+            {"role": "user", "content": second}]
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + conv
 
 
@@ -116,7 +118,8 @@ def run_two_turn(items: Sequence[TwoTurnItem], backend: Any, output: str | os.Pa
         for i in range(0, len(todo), batch_size):
             batch = todo[i : i + batch_size]
             answers = backend.generate([text_conversation(it, system_prompt=system_prompt) for it in batch])
-            writer.write_batch(two_turn_row(it, a.text, a.finish_reason, a.num_tokens) for it, a in zip(batch, answers, strict=True))
+            writer.write_batch(two_turn_row(it, a.text, a.finish_reason, a.num_tokens)
+                               for it, a in zip(batch, answers, strict=True))
             stats["written"] += len(batch)
             stats["truncated"] += sum(a.finish_reason == "length" for a in answers)
     return stats

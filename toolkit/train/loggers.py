@@ -31,7 +31,8 @@ def _node(spec: Any, where: str) -> tuple[str, dict[str, Any]]:
         return spec, {}
     if isinstance(spec, Mapping) and "name" in spec:
         return str(spec["name"]), {k: v for k, v in spec.items() if k != "name"}
-    raise ValueError(f"{where}: a logger is a name ({', '.join(LOGGER_NAMES)}) or a node {{name: ..., key: value}}, got {spec!r}")
+    raise ValueError(f"{where}: a logger is a name ({', '.join(LOGGER_NAMES)}) or a node "
+                     f"{{name: ..., key: value}}, got {spec!r}")
 
 
 def _logger_class(name: str):
@@ -49,7 +50,8 @@ def _logger_class(name: str):
 
 
 # Set by the toolkit: every logger writes under the run's directory, in a folder of its own name.
-RUNTIME = {"tensorboard": {"save_dir", "name", "version"}, "wandb": {"save_dir"}, "csv": {"save_dir", "name", "version"}}
+RUNTIME = {"tensorboard": {"save_dir", "name", "version"}, "wandb": {"save_dir"},
+           "csv": {"save_dir", "name", "version"}}
 
 
 def check_loggers(specs: Sequence[Any] | None, where: str = "train.loggers") -> list[str]:

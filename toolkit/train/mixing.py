@@ -3,7 +3,7 @@
     train:
       data:
         sources:
-          - {name: librispeech, path: dump/selfgen/librispeech.jsonl, weight: 3, dev: dump/selfgen/librispeech_dev.jsonl}
+          - {name: librispeech, path: dump/selfgen/libri.jsonl, weight: 3, dev: dump/selfgen/libri_dev.jsonl}
           - {name: esc50, path: dump/selfgen/esc50*.jsonl, weight: 1}
 
 An epoch draws as many samples as the sources hold together, source ``s`` getting its share
@@ -108,7 +108,8 @@ def read_mixture(sources: Sequence[Mapping[str, Any]], audio_root: str | None, i
         if not got:
             raise ConfigError(f"train.data.sources[{i}] ({name}): no usable rows in {src['path']} "
                 f"({stats.summary(src['path'])})")
-        names.append(name), offsets.append(len(samples)), sizes.append(len(got)), weights.append(float(src.get("weight", 1.0)))
+        names.append(name), offsets.append(len(samples)), sizes.append(len(got))
+        weights.append(float(src.get("weight", 1.0)))
         rows[name] = stats.rows
         samples += got
     mixture = Mixture(samples, names, offsets, sizes, weights, rows)

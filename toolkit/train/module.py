@@ -244,7 +244,8 @@ class LALMTrainingModule(L.LightningModule):
             self._val_sums += torch.stack([out["loss"].double() * n, n])
             sources = {self.val_source_of.get(s.id) for s in batch["samples"]}
             if self.val_source_names and len(sources) == 1 and None not in sources:
-                self._val_source_sums[self.val_source_names.index(sources.pop())] += torch.stack([out["loss"].double() * n, n])
+                row = self.val_source_names.index(sources.pop())
+                self._val_source_sums[row] += torch.stack([out["loss"].double() * n, n])
 
     def on_validation_epoch_end(self) -> None:
         sums = self._val_sums if self._val_sums is not None else torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -274,7 +275,8 @@ class LALMTrainingModule(L.LightningModule):
         sums = self._val_source_sums
         if self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        values = {f"val/loss/{name}": float(sums[i, 0] / sums[i, 1]) for i, name in enumerate(self.val_source_names) if sums[i, 1] > 0}
+        values = {f"val/loss/{name}": float(sums[i, 0] / sums[i, 1])
+                  for i, name in enumerate(self.val_source_names) if sums[i, 1] > 0}
         if self.trainer.sanity_checking:  # as val/loss: recorded by hand, Lightning drops self.log here
             if self.global_rank == 0:
                 from toolkit.train.loggers import log_scalar
