@@ -12,6 +12,7 @@ import test_train_fakes as fakes
 
 
 def test_tensorboard_wandb_offline_and_csv_get_metrics_config_and_plots(tmp_path: Path, monkeypatch):
+    pytest.importorskip("wandb", reason="the wandb extra is needed: pip install -e .[wandb] (tools/install.sh installs it)")
     from toolkit.bin.train import main
 
     monkeypatch.setenv("WANDB_MODE", "offline")
