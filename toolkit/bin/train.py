@@ -84,6 +84,8 @@ class TrainSettings:
         keep_checkpoints: ``step<N>.ckpt`` files kept, newest first (a torn ``last.ckpt`` falls back to them).
         progress_bar: show Lightning's progress bar.
         torch_threads: CPU threads for torch (null: torch's default).
+        loggers: experiment loggers, names or ``{name: ..., key: value}`` nodes from ``tensorboard``, ``wandb``,
+            ``csv`` (toolkit/train/loggers.py); null: ``[tensorboard]``.
     """
 
     output_dir: str
@@ -117,6 +119,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     progress_bar: bool = True
     torch_threads: int | None = None
+    loggers: list[Any] | None = None
 
     # -------------------------------------------------------------------------- checks
     def problems(self) -> list[str]:
@@ -153,8 +156,12 @@ class TrainSettings:
         if self.keep_checkpoints < 1:
             p.append(f"train.keep_checkpoints must be >= 1 (the newest step<N>.ckpt files kept), "
                      f"got {self.keep_checkpoints}")
-        if not isinstance(self.data, dict) or "train_jsonl" not in self.data:
-            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. dump/selfgen/train.jsonl)")
+        if not isinstance(self.data, dict) or ("train_jsonl" not in self.data and "sources" not in self.data):
+            p.append("train.data.train_jsonl: missing; point it at the self-generated rows (e.g. "
+                     "dump/selfgen/train.jsonl), or give train.data.sources: [{name, path, weight}, ...] to mix several")
+        elif "train_jsonl" in self.data and "sources" in self.data:
+            p.append("train.data.train_jsonl and train.data.sources are both set; keep one (a source "
+                     "list can hold that file)")
         if self.global_batch_size is not None:
             per_step = self.batch_size * self.world_size()
             if self.global_batch_size % per_step:
@@ -164,6 +171,9 @@ class TrainSettings:
                 p.append(f"train.global_batch_size={self.global_batch_size} and train.accumulate_grad_batches={self.accumulate_grad_batches} "
                          f"disagree (batch {self.batch_size} x {self.world_size()} devices x {self.accumulate_grad_batches} = "
                          f"{per_step * self.accumulate_grad_batches}); set only one of them")
+        from toolkit.train.loggers import check_loggers
+
+        p += check_loggers(self.loggers)
         if self.accumulate_grad_batches is not None and self.accumulate_grad_batches < 1:
             p.append(f"train.accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
         return p
@@ -220,7 +230,12 @@ def read_config(argv: Sequence[str] | None) -> tuple[Any, TrainSettings]:
     train_problems = check_section(cfg.train, TrainSettings, "train")
     problems = list(train_problems)
     data = to_container(cfg.train.get("data")) if isinstance(cfg.train, Mapping) else None
-    if isinstance(data, Mapping):
+    if isinstance(data, Mapping) and "sources" in data:  # weighted mixing (toolkit/train/mixing.py)
+        from toolkit.train.mixing import check_sources, mixed_datamodule_class
+
+        problems += check_sources(data["sources"])
+        problems += check_arguments(mixed_datamodule_class(), data, "train.data", AQADataModule.RUNTIME)
+    elif isinstance(data, Mapping):
         problems += check_arguments(AQADataModule, data, "train.data", AQADataModule.RUNTIME)
     problems += check_model_config(cfg)
     settings = None
@@ -248,13 +263,13 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from toolkit.config import ConfigError, to_container
     from toolkit.models.lalm import LALM
     from toolkit.train.data import AudioVectorCount, Collator
     from toolkit.train.checkpoint import AtomicCheckpointIO
     from toolkit.train.datamodule import AQADataModule
+    from toolkit.train.loggers import build_loggers
     from toolkit.train.module import LALMTrainingModule
 
     import warnings
@@ -283,6 +298,10 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     vector_count = AudioVectorCount.probe(model)
     collator = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, vector_count,
                         num_tapped=model.encoder.num_tapped)
+    if "sources" in data_args:
+        from toolkit.train.mixing import mixed_datamodule_class
+
+        AQADataModule = mixed_datamodule_class()  # noqa: N806 (the same interface, several weighted sources)
     datamodule = AQADataModule(**data_args, collator=collator, batch_size=settings.batch_size,
                                eval_batch_size=settings.eval_batch_size, num_workers=settings.num_workers,
                                seed=settings.seed, bad_audio_path=str(out / "bad_audio.txt"),
@@ -302,6 +321,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
                                 val_generation_max_new_tokens=settings.val_generation_max_new_tokens,
                                 config=to_container(cfg))
     module.val_generation_samples = datamodule.dev_samples[: settings.num_val_generations]
+    if hasattr(datamodule, "dev_source_of"):  # a mix: val/loss/<source> beside val/loss
+        module.set_val_sources(datamodule.dev_source_of)
 
     checkpoint = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="step{step}", auto_insert_metric_name=False,
                                  save_last=True, save_top_k=-1, every_n_train_steps=settings.checkpoint_every_n_steps,
@@ -317,7 +338,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
         limit_val_batches=settings.limit_val_batches if has_dev else 0,
         num_sanity_val_steps=settings.num_sanity_val_steps if has_dev else 0,
         log_every_n_steps=settings.log_every_n_steps, enable_progress_bar=settings.progress_bar,
-        logger=TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False),
+        logger=build_loggers(settings.loggers, out, run_name=out.name if out.name != "train" else out.parent.name),
         callbacks=[checkpoint], plugins=[AtomicCheckpointIO.make(settings.keep_checkpoints)],
         use_distributed_sampler=False,
         enable_model_summary=False, default_root_dir=str(out),
@@ -359,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ckpt_path = str(resume) if resume is not None else None
     if trainer.is_global_zero:
         save_resolved(cfg, out, "config.yaml")
+        from toolkit.config import to_container
+        from toolkit.train.loggers import log_config
+
+        log_config(trainer.loggers, to_container(cfg))
         log.info("Stage 5: training: %s -> %s%s", settings.data.get("train_jsonl"), out,
                  f" (resuming from {resume})" if ckpt_path else "")
     trainer.fit(module, datamodule=parts["datamodule"], ckpt_path=ckpt_path)
@@ -370,14 +395,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 4. export-ready model, resolved config, done marker last
     if trainer.is_global_zero:
         summary = {"global_step": int(trainer.global_step), "skipped_batches": module.skipped_batches,
+                   **({"data_rows": parts["datamodule"].source_rows()}
+                      if hasattr(parts["datamodule"], "source_rows") else {}),
                    "skipped_grad_steps": module.skipped_grad_steps, "train": asdict(settings)}
         parts["model"].save_pretrained(out / "model", extra={"training": summary})
         save_resolved(cfg, out, "config.yaml")
         from toolkit.train.plots import plot_layer_weights, plot_loss_curves
 
-        for picture in (plot_loss_curves(out / "tb", out / "loss_curves.png"), plot_layer_weights(parts["model"], out / "layer_weights.png")):
+        from toolkit.train.loggers import finish, log_images
+
+        pictures = {"plots/loss_curves": plot_loss_curves(out / "tb", out / "loss_curves.png"),
+                    "plots/layer_weights": plot_layer_weights(parts["model"], out / "layer_weights.png")}
+        for picture in pictures.values():
             if picture is not None:
                 log.info("plot: %s", picture)
+        log_images(trainer.loggers, pictures, int(trainer.global_step))
+        finish(trainer.loggers)
         (out / DONE).touch()
         log.info("done: %d steps, %d batches skipped; model in %s (LALM.from_pretrained)", trainer.global_step,
                  module.skipped_batches, out / "model")

@@ -34,12 +34,35 @@ def conversation_for(row: dict[str, Any], wave: np.ndarray) -> list[dict[str, An
     return [{"role": "user", "content": content, "audios": [{"audio": wave, "text": row.get("text")}]}]
 
 
+def row_conversation(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A row that carries its own ``messages`` (several turns, one audio per ``<|AUDIO|>``), audio loaded; else None.
+
+    Multi-turn eval rows (e.g. two clips in two user turns) are answered as written: the model replies
+    to the last user turn; a trailing assistant turn (a reference) is dropped.
+    """
+    messages = row.get("messages")
+    if not messages:
+        return None
+    turns = [dict(m) for m in messages]
+    if turns and turns[-1].get("role") == "assistant":
+        turns.pop()
+    for m in turns:
+        m["audios"] = [{"audio": load_audio(a["audio"], start=a.get("start"), end=a.get("end")), "text": a.get("text")}
+                       for a in (m.get("audios") or [])]
+    return turns
+
+
 def audio_conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The row's question about its own clip (the default of :func:`decode_rows`)."""
-    return conversation_for(row, load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+    """The row's question about its own clip, or its own ``messages`` (the default of :func:`decode_rows`)."""
+    conv = row_conversation(row)
+    if conv is None:
+        conv = conversation_for(row, load_audio(row["audio"], start=row.get("start"), end=row.get("end")))
+    return conv
 
 
 def _duration(row: dict[str, Any]) -> float:
+    if row.get("messages"):
+        return sum(_duration(a) for m in row["messages"] for a in (m.get("audios") or []))
     if row.get("start") is not None and row.get("end") is not None:
         return float(row["end"]) - float(row["start"])
     try:
@@ -90,7 +113,10 @@ def decode_rows(
                 if d is None:
                     out_rows.append({**row, "prediction": "", "transcript": "", "finish_reason": "error", "error": "audio unreadable"})
                 else:
-                    out_rows.append({**row, "prediction": d["text"], "transcript": (d["transcripts"] or [""])[0], "finish_reason": d["finish_reason"]})
+                    extra = {"transcripts": d["transcripts"]} if len(d["transcripts"]) > 1 else {}
+                    first = d["transcripts"][0] if d["transcripts"] else ""
+                    out_rows.append({**row, "prediction": d["text"], "transcript": first,
+                                     "finish_reason": d["finish_reason"], **extra})
             writer.write_batch(out_rows)
             stats["decoded"] += len(batch)
             stats["audio_errors"] += len(failed)

@@ -28,6 +28,7 @@ from torch import nn
 
 from toolkit.config import ConfigError, load_config, raise_if_problems, save_resolved, to_container
 from toolkit.models.adapters import ADAPTERS
+from toolkit.models.adapters.base import RUNTIME_ARGUMENTS, adapter_runtime
 from toolkit.models.chat import IGNORE_INDEX, ChatFormatter, TokenizedConversation
 from toolkit.models.encoders import ENCODERS
 from toolkit.models.encoders.base import EncoderOutput
@@ -36,7 +37,7 @@ from toolkit.models.llms import LLMS
 from toolkit.models.transcribers import TRANSCRIBERS
 from toolkit.registry import check_arguments
 
-ADAPTER_RUNTIME = frozenset({"input_size", "num_inputs", "output_size"})
+ADAPTER_RUNTIME = RUNTIME_ARGUMENTS
 COMPONENTS = ("encoder", "adapter", "llm", "transcriber")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -116,11 +117,13 @@ class LALM(nn.Module):
         raise_if_problems(check_model_config(cfg))
         encoder = ENCODERS.build(cfg["encoder"], "encoder")
         llm = LLMS.build(cfg["llm"], "llm")
-        adapter = ADAPTERS.build(cfg["adapter"], "adapter", input_size=encoder.output_size,
-                                 num_inputs=encoder.num_tapped, output_size=llm.hidden_size)
+        adapter = ADAPTERS.build(cfg["adapter"], "adapter", **adapter_runtime(cfg["adapter"], encoder, llm.hidden_size))
         transcriber = TRANSCRIBERS.build(cfg["transcriber"], "transcriber")
         model = cls(encoder=encoder, adapter=adapter, llm=llm, transcriber=transcriber, **(cfg.get("lalm") or {}))
         model.config = {k: cfg[k] for k in (*COMPONENTS, "lalm", "generation") if k in cfg}
+        if cfg["adapter"].get("num_heads") is None and hasattr(adapter, "num_heads"):
+            # Heads are invisible in weight shapes: write the resolved count, so a reload never rests on a default.
+            model.config["adapter"] = {**cfg["adapter"], "num_heads": int(adapter.num_heads)}
         return model
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
@@ -136,6 +139,17 @@ class LALM(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.adapter.parameters()).device
+
+    def _apply(self, fn, recurse: bool = True):
+        # ``to``/``cuda``/``cpu`` all end here. The transcriber is no nn.Module (it loads lazily), so
+        # move it by hand: otherwise a config's ``transcriber.device: cuda`` breaks a CPU machine
+        # after ``from_pretrained(device="cpu")``, and a GPU model would transcribe on the CPU.
+        out = super()._apply(fn, recurse)
+        if self.transcriber is not None and any(True for _ in self.adapter.parameters()):
+            device = self.device
+            if device.type != "meta":
+                self.transcriber.to(device)
+        return out
 
     # 2. audio -> vectors --------------------------------------------------------------------
     def encode_audio(

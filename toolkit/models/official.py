@@ -22,9 +22,12 @@ checkpoint was trained on 3000-frame windows with no mask).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,8 +72,8 @@ def official_adapter_config(official_sd: Mapping[str, torch.Tensor]) -> dict[str
     """Our ``qformer`` adapter arguments implied by the checkpoint's shapes.
 
     Returns ``num_layers``, ``num_queries``, ``num_inputs``, ``hidden_size``, ``intermediate_size``
-    and ``output_size`` (the LLM width).  Heads cannot be read from shapes (the reference uses the
-    Whisper encoder's heads, ``hidden_size // 64``).
+    and ``output_size`` (the LLM width).  Heads cannot be read from shapes: the reference uses the
+    encoder's own head count, which is our adapter's default (``input_heads`` from the encoder).
     """
     inner = {k: v for key, v in official_sd.items() if (k := _strip_official(key)) is not None}
     if "layer_weights" not in inner or "proj.1.weight" not in inner:
@@ -130,16 +133,104 @@ def official_adapter_state_dict(
     return mapped
 
 
+# The reference picks its taps from the encoder id (QformerConnector); any other id is refused there too.
+REFERENCE_TAPS = {
+    "openai/whisper-large-v3": [7, 15, 23, 31],
+    "openai/whisper-medium": [5, 11, 17, 23],
+    "openai/whisper-small": [2, 5, 8, 11],
+    "openai/whisper-tiny": [0, 1, 2, 3],
+}
+RELEASE_REPO = "DeSTA-ntu/DeSTA2.5-Audio-Llama-3.1-8B"
+
+
+@dataclass
+class Release:
+    """Where a downloaded release keeps its files: the trained weights and (if present) its config.json."""
+
+    weights: Path
+    config: dict[str, Any] | None
+
+
+def find_release(path: str | Path) -> Release:
+    """The release's ``model.safetensors`` and ``config.json`` from any of the layouts a download leaves.
+
+    Accepted: the weights file itself; a folder holding it (``huggingface-cli download REPO --local-dir
+    DIR``); a hub-cache repo folder ``models--DeSTA-ntu--...`` (``huggingface-cli download REPO`` without
+    ``--local-dir``: the snapshot named by ``refs/main``, else the only one); or the hub cache root
+    holding such a folder.
+    """
+    root = Path(path).expanduser()
+    weights = _release_weights(root)
+    if weights is None:
+        raise FileNotFoundError(
+            f"official DeSTA2.5 release not found at {root}: no model.safetensors there, nor in a hub-cache snapshot "
+            f"below it. Download it on a machine with hub access (`huggingface-cli download {RELEASE_REPO} --local-dir "
+            f"DIR`) and pass DIR, or pass the model.safetensors file"
+        )
+    config_path = weights.parent / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else None
+    return Release(weights=weights, config=config)
+
+
+def _release_weights(root: Path) -> Path | None:
+    if root.is_file():
+        return root
+    if (root / "model.safetensors").is_file():
+        return root / "model.safetensors"
+    repos = [root] if (root / "snapshots").is_dir() else sorted(root.glob("models--*DeSTA2.5-Audio*"))
+    if len(repos) > 1:
+        names = ", ".join(r.name for r in repos)
+        raise FileNotFoundError(f"{root} holds several DeSTA2.5 releases ({names}); pass the one you mean")
+    for repo in repos:
+        ref = repo / "refs" / "main"
+        if ref.is_file() and (repo / "snapshots" / ref.read_text().strip() / "model.safetensors").is_file():
+            return repo / "snapshots" / ref.read_text().strip() / "model.safetensors"
+        snapshots = sorted((repo / "snapshots").glob("*/model.safetensors"))
+        if len(snapshots) > 1:
+            names = ", ".join(p.parent.name for p in snapshots)
+            raise FileNotFoundError(f"{repo}: several snapshots ({names}) and no refs/main "
+                                    f"naming one; pass the snapshot folder you mean")
+        if snapshots:
+            return snapshots[0]
+    return None
+
+
+def release_overrides(release_config: Mapping[str, Any] | None,
+                      where: str = "config.json") -> list[tuple[str, Any, str]]:
+    """Our config values the release's ``config.json`` (``DeSTA25Config``) fixes: (key, value, from what).
+
+    Raises:
+        OfficialCheckpointError: a release this mapping does not cover (another connector, LoRA, an
+            encoder the reference has no taps for), naming the field.
+    """
+    if not release_config:
+        return []
+    cfg = dict(release_config)
+    mode = cfg.get("connector_mode", "qformer_1")
+    if mode != "qformer_1":
+        raise OfficialCheckpointError(f"{where}: connector_mode {mode!r}: only the reference's "
+            f"'qformer_1' maps onto our qformer adapter")
+    if cfg.get("use_lora"):
+        raise OfficialCheckpointError(f"{where}: use_lora is true; the importer maps the connector only "
+            f"(perception.connector.*), "
+                                      f"not LoRA weights inside the LLM")
+    out: list[tuple[str, Any, str]] = []
+    if "qformer_num_hidden_layers" in cfg:
+        out.append(("adapter.num_layers", int(cfg["qformer_num_hidden_layers"]), "qformer_num_hidden_layers"))
+    if "prompt_size" in cfg:
+        out.append(("adapter.num_queries", int(cfg["prompt_size"]), "prompt_size"))
+    encoder_id = cfg.get("encoder_model_id")
+    if encoder_id is not None:
+        if encoder_id not in REFERENCE_TAPS:
+            raise OfficialCheckpointError(f"{where}: encoder_model_id {encoder_id!r} has no tapped "
+                f"layers in the reference "
+                                          f"(known: {', '.join(REFERENCE_TAPS)})")
+        out.append(("encoder.tapped_layers", REFERENCE_TAPS[encoder_id], f"encoder_model_id={encoder_id}"))
+    return out
+
+
 def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read the official ``model.safetensors`` (a file, or the directory holding it) on CPU."""
+    """Read the official ``model.safetensors`` (a file, or any folder :func:`find_release` accepts) on CPU."""
     from safetensors.torch import load_file
 
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"official DeSTA2.5 checkpoint not found at {path}; download model.safetensors of "
-            f"DeSTA-ntu/DeSTA2.5-Audio-Llama-3.1-8B on a machine with hub access and point to it"
-        )
-    return load_file(str(path), device="cpu")
+    return load_file(str(find_release(path).weights), device="cpu")

@@ -45,7 +45,6 @@ class HFBackend:
         from toolkit.models.lalm import LALM
 
         model = LALM.from_pretrained(export_dir, overrides=overrides, device=device)
-        model.transcriber.to(device)
         return cls(model, name or Path(export_dir).resolve().name)
 
     @property

@@ -490,11 +490,9 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def all_batches(self, epoch: int) -> list[list[int]]:
         """Every rank's batches of ``epoch`` in global order (before the rank split)."""
-        n = len(self.durations)
         rng = random.Random(self.seed * 1_000_003 + epoch)
-        order = list(range(n))
-        if self.shuffle:
-            rng.shuffle(order)
+        order = self.epoch_order(epoch, rng)
+        n = len(order)
         batches: list[list[int]] = []
         if self.bucketing:
             mega = self.batch_size * max(1, self.bucket_multiplier)
@@ -508,6 +506,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         return batches
+
+    def epoch_order(self, epoch: int, rng: random.Random) -> list[int]:
+        """The sample indices of ``epoch``, in order (every sample once; a weighted mix overrides this)."""
+        order = list(range(len(self.durations)))
+        if self.shuffle:
+            rng.shuffle(order)
+        return order
 
     def _key(self, i: int) -> tuple[float, int]:
         q = self.duration_quantum

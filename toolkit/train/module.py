@@ -125,6 +125,8 @@ class LALMTrainingModule(L.LightningModule):
         self.val_generation_samples: list[Any] = []  # set by the training CLI from the dev set
         self.skipped_batches = 0
         self.skipped_grad_steps = 0
+        self.val_source_of: dict[str, str] = {}  # dev sample id -> source name (a data mix), see set_val_sources
+        self.val_source_names: list[str] = []
         self.strict_loading = False  # checkpoints hold trainable weights only; see on_load_checkpoint
         self._rng_to_restore: Mapping[str, Any] | None = None
         self._window_has_data = False  # a micro-batch of the current optimizer step was not skipped
@@ -223,8 +225,15 @@ class LALMTrainingModule(L.LightningModule):
         self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, prog_bar=True, batch_size=1)
 
     # -------------------------------------------------------------------------- 3. validation
+    def set_val_sources(self, source_of: Mapping[str, str]) -> None:
+        """Dev sample id -> source: validation then also logs ``val/loss/<source>`` (batches hold one source each)."""
+        self.val_source_of = dict(source_of)
+        self.val_source_names = list(dict.fromkeys(source_of.values()))
+
     def on_validation_epoch_start(self) -> None:
         self._val_sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        # one (loss sum, tokens) row per source, in a fixed order, so ranks can sum them
+        self._val_source_sums = torch.zeros(len(self.val_source_names), 2, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         if batch["stats"]["samples"] == 0:
@@ -233,18 +242,25 @@ class LALMTrainingModule(L.LightningModule):
         if torch.isfinite(out["loss"]):
             n = out["n_targets"].double()
             self._val_sums += torch.stack([out["loss"].double() * n, n])
+            sources = {self.val_source_of.get(s.id) for s in batch["samples"]}
+            if self.val_source_names and len(sources) == 1 and None not in sources:
+                row = self.val_source_names.index(sources.pop())
+                self._val_source_sums[row] += torch.stack([out["loss"].double() * n, n])
 
     def on_validation_epoch_end(self) -> None:
         sums = self._val_sums if self._val_sums is not None else torch.zeros(2, dtype=torch.float64, device=self.device)
         if self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        self._log_source_losses()
         if sums[1] > 0:
             value = (sums[0] / sums[1]).float()
             if self.trainer.sanity_checking:
                 # Lightning drops self.log during the sanity check; record it anyway: it is the
                 # before-training point of the validation-loss curve.
-                if self.global_rank == 0 and self.logger is not None:
-                    self.logger.experiment.add_scalar("val/loss", value.item(), self.global_step)
+                if self.global_rank == 0 and self.loggers:
+                    from toolkit.train.loggers import log_scalar
+
+                    log_scalar(self.loggers, "val/loss", value.item(), self.global_step)
                     log.info("validation loss before step %d: %.4f", self.global_step, value.item())
             else:
                 self.log("val/loss", value, sync_dist=False)
@@ -252,6 +268,26 @@ class LALMTrainingModule(L.LightningModule):
                     log.info("validation loss at step %d: %.4f", self.global_step, value.item())
         if self.global_rank == 0 and self.num_val_generations > 0 and self.val_generation_samples:
             self._log_generations()
+
+    def _log_source_losses(self) -> None:
+        if not self.val_source_names:
+            return
+        sums = self._val_source_sums
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        values = {f"val/loss/{name}": float(sums[i, 0] / sums[i, 1])
+                  for i, name in enumerate(self.val_source_names) if sums[i, 1] > 0}
+        if self.trainer.sanity_checking:  # as val/loss: recorded by hand, Lightning drops self.log here
+            if self.global_rank == 0:
+                from toolkit.train.loggers import log_scalar
+
+                for tag, value in values.items():
+                    log_scalar(self.loggers, tag, value, self.global_step)
+        elif values:
+            self.log_dict(values, sync_dist=False)
+        if values and self.global_rank == 0:
+            log.info("validation loss per source at step %d: %s", self.global_step,
+                     ", ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in values.items()))
 
     def _log_generations(self) -> None:
         from toolkit.audio import AudioError, load_audio
@@ -278,9 +314,11 @@ class LALMTrainingModule(L.LightningModule):
         for i, o, r, h in zip(ids, outs, refs, hits):
             clean = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
             lines.append(f"| {i} | {clean(o['text'])} | {clean(r)} | {'yes' if h else 'no'} |")
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_text"):
-            experiment.add_text("val/generations", "\n".join(lines), self.global_step)
+        from toolkit.train.loggers import log_text
+
+        log_text(self.loggers, "val/generations", "\n".join(lines), self.global_step,
+                 rows=[[i, str(o["text"]), str(r), "yes" if h else "no"] for i, o, r, h in zip(ids, outs, refs, hits)],
+                 columns=["id", "prediction", "reference", "match"])
         log.info("validation generations (step %d, consecutive-words accuracy %.3f):\n%s", self.global_step, acc, "\n".join(lines))
 
     # -------------------------------------------------------------------------- 4. optimizer

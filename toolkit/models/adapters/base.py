@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +22,9 @@ class AudioAdapter(nn.Module, metaclass=abc.ABCMeta):
     their valid frame counts, and returns ``(audio_embeds (B, N, output_size), audio_lengths (B,))``:
     N is fixed for the Q-Former (64 by default) and grows with duration for frame-based adapters;
     vectors past ``audio_lengths[b]`` are padding and never reach the LLM.
+
+    An adapter with attention may also take ``input_heads`` (the encoder's attention-head count, or
+    None when the encoder has none): :func:`adapter_runtime` passes it only to adapters that accept it.
     """
 
     @abc.abstractmethod
@@ -28,3 +33,32 @@ class AudioAdapter(nn.Module, metaclass=abc.ABCMeta):
 
 
 ADAPTERS = Registry("adapter", base=AudioAdapter)
+
+
+RUNTIME_ARGUMENTS = frozenset({"input_size", "num_inputs", "output_size", "input_heads"})
+
+
+def adapter_runtime(node: Mapping[str, Any], encoder: Any, output_size: int) -> dict[str, Any]:
+    """The build-time arguments of the adapter in config ``node``, taken from the built encoder and the LLM width.
+
+    ``input_heads`` goes only to adapters whose constructor names it, so attention-free adapters
+    (``mlp``) keep a signature without it.
+    """
+    from toolkit.registry import signature_keys
+
+    runtime = {"input_size": encoder.output_size, "num_inputs": encoder.num_tapped, "output_size": output_size}
+    if "input_heads" in signature_keys(ADAPTERS.get(node["name"]))[0]:
+        runtime["input_heads"] = getattr(encoder, "num_heads", None)
+    return runtime
+
+
+def default_num_heads(hidden_size: int, input_heads: int | None) -> int:
+    """The encoder's own head count (as DeSTA2.5 builds its Q-Former), else one head per 64 channels.
+
+    Heads leave no trace in weight shapes, so a wrong default loads any checkpoint silently; the
+    encoder's count is the only one that matches a model trained with the reference code. It is
+    used whenever it divides the Q-Former width.
+    """
+    if input_heads and hidden_size % input_heads == 0:
+        return int(input_heads)
+    return max(1, hidden_size // 64)

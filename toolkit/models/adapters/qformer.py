@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads
 
 
 def key_padding_bias(lengths: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor | None:
@@ -153,11 +153,12 @@ class QFormerAdapter(AudioAdapter):
         num_layers: Q-Former depth (DeSTA2.5: 6).
         num_queries: learnable queries per tapped layer = audio vectors per clip (64).
         hidden_size: Q-Former width; default ``input_size``, as the reference.
-        num_heads: attention heads; default ``hidden_size // 64``, which equals the Whisper encoder's
-            head count at every size (large-v3: 1280 / 64 = 20), as the reference uses.
+        num_heads: attention heads; default the encoder's own head count (``input_heads``), as the
+            reference builds it (large-v3: 20), or ``hidden_size // 64`` when that does not divide the width.
         intermediate_size: feed-forward width (BERT's 3072).
         dropout: hidden and attention-probability dropout (0.1).
         layer_norm_eps: 1e-12 (BERT).
+        input_heads: the encoder's attention heads (from the build code; see ``default_num_heads``).
     """
 
     def __init__(
@@ -172,10 +173,12 @@ class QFormerAdapter(AudioAdapter):
         intermediate_size: int = 3072,
         dropout: float = 0.1,
         layer_norm_eps: float = 1e-12,
+        input_heads: int | None = None,
     ):
         super().__init__()
         hidden_size = input_size if hidden_size is None else hidden_size
-        num_heads = max(1, hidden_size // 64) if num_heads is None else num_heads
+        num_heads = default_num_heads(hidden_size, input_heads) if num_heads is None else num_heads
+        self.num_heads = num_heads
         self.num_queries = num_queries
         self.num_inputs = num_inputs
         self.layer_prompts = nn.ParameterList([nn.Parameter(torch.randn(1, num_queries, hidden_size)) for _ in range(num_inputs)])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads
 from toolkit.models.adapters.mlp import fuse_layers
 from toolkit.models.adapters.qformer import QFormerEncoder, key_padding_bias
 
@@ -34,9 +34,10 @@ class WindowQFormerAdapter(AudioAdapter):
         queries_per_window: audio vectors per window (SALMONN: 1).
         num_layers: Q-Former depth (SALMONN: 2).
         hidden_size: Q-Former width; default ``input_size``.
-        num_heads: default ``hidden_size // 64``.
+        num_heads: default the encoder's head count (``input_heads``), else ``hidden_size // 64``.
         intermediate_size: feed-forward width; default ``4 * hidden_size``.
         dropout, layer_norm_eps: as BERT (0.1, 1e-12).
+        input_heads: the encoder's attention heads (from the build code).
     """
 
     def __init__(
@@ -52,12 +53,14 @@ class WindowQFormerAdapter(AudioAdapter):
         intermediate_size: int | None = None,
         dropout: float = 0.1,
         layer_norm_eps: float = 1e-12,
+        input_heads: int | None = None,
     ):
         super().__init__()
         if window_size < 1 or queries_per_window < 1:
             raise ValueError(f"adapter window_qformer: window_size={window_size} and queries_per_window={queries_per_window} must be >= 1")
         hidden_size = input_size if hidden_size is None else hidden_size
-        num_heads = max(1, hidden_size // 64) if num_heads is None else num_heads
+        num_heads = default_num_heads(hidden_size, input_heads) if num_heads is None else num_heads
+        self.num_heads = num_heads
         intermediate_size = 4 * hidden_size if intermediate_size is None else intermediate_size
         self.window_size = window_size
         self.queries_per_window = queries_per_window

@@ -25,7 +25,8 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
     """A frozen (by default) speech/audio encoder that exposes several intermediate layers.
 
     Subclasses set ``output_size`` (width of each tapped state), ``num_tapped`` (how many states
-    ``forward`` returns) and ``frame_rate`` (hidden-state frames per second), and implement:
+    ``forward`` returns), ``frame_rate`` (hidden-state frames per second) and, for a Transformer,
+    ``num_heads`` (its attention heads: attention adapters default to it), and implement:
 
     - ``feature_extractor()``: a picklable callable ``list[np.ndarray] -> dict[str, Tensor]``
       (16 kHz mono waveforms in, padded model inputs out, always with ``feature_lengths``) that data
@@ -37,6 +38,7 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
     output_size: int
     num_tapped: int
     frame_rate: float
+    num_heads: int | None = None
 
     frozen: bool = True
 

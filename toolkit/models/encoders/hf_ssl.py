@@ -122,6 +122,7 @@ class HFSSLEncoder(AudioEncoder):
         self.tapped_layers = taps
         self.frozen = frozen
         self.output_size = model.config.hidden_size
+        self.num_heads = int(model.config.num_attention_heads)
         self.num_tapped = len(taps)
         self.per_clip_convolution = model.config.feat_extract_norm == "group"
         if frozen:

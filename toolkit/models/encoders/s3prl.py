@@ -126,6 +126,9 @@ class S3PRLEncoder(AudioEncoder):
         self.tapped_layers = taps
         self.frozen = frozen
         self.output_size = int(probe[-1].shape[-1])
+        # s3prl's WavLM/HuBERT experts keep their fairseq-style config on the inner model
+        heads = getattr(getattr(getattr(self.upstream, "model", None), "cfg", None), "encoder_attention_heads", None)
+        self.num_heads = int(heads) if heads else None
         self.num_tapped = len(taps)
         if frozen:
             self.requires_grad_(False)

@@ -233,6 +233,7 @@ class WhisperEncoder(AudioEncoder):
         self.reference_compatible = reference_compatible
         self.max_chunks = max_chunks
         self.output_size = config.d_model
+        self.num_heads = int(config.encoder_attention_heads)
         self.num_tapped = len(self.tapped_layers)
 
         if weights_enabled():

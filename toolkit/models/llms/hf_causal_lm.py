@@ -41,6 +41,38 @@ def cpu_has_native_bf16() -> bool:
     return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
+ROUND_TRIP_SENTENCE = "Describe the audio file."
+
+
+def check_tokenizer_round_trip(tokenizer: Any, path: str) -> None:
+    """Refuse a tokenizer that does not give back a plain English sentence (spaces included).
+
+    Seen with transformers 5: a folder whose ``tokenizer_config.json`` names ``LlamaTokenizer`` but
+    whose ``tokenizer.json`` is byte-level BPE (Llama-3 copies) loads without error and drops every
+    space ("Describetheaudiofile."), so prompts, transcripts and targets would all be mis-tokenized.
+    """
+    ids = tokenizer(ROUND_TRIP_SENTENCE, add_special_tokens=False)["input_ids"]
+    back = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
+    if back == ROUND_TRIP_SENTENCE:
+        return
+    from pathlib import Path
+
+    config = Path(path) / "tokenizer_config.json"
+    named = None
+    if config.is_file():
+        import json
+
+        named = json.loads(config.read_text()).get("tokenizer_class")
+    raise ValueError(
+        f"llm: the tokenizer in {path} ({type(tokenizer).__name__}) does not round-trip text: {ROUND_TRIP_SENTENCE!r} "
+        f"comes back as {back!r}. {config} names tokenizer_class {named!r}, which this transformers version applies "
+        f"over a tokenizer.json of another kind (a byte-level BPE tokenizer.json read as SentencePiece "
+            f"loses its spaces). "
+        f"Fix: set \"tokenizer_class\": \"PreTrainedTokenizerFast\" in {config} (it then loads tokenizer.json exactly "
+        f"as written), or point llm.model_path at a folder whose tokenizer files agree."
+    )
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     """``auto``: bf16 on a CUDA GPU with bf16 (fp16 on older ones) or a CPU with native bf16, else fp32."""
     if name == "auto":
@@ -87,6 +119,7 @@ class HFCausalLM(LanguageModel):
             path = check_model_path(model_path, "llm")
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation)
             self.tokenizer = AutoTokenizer.from_pretrained(path)
+            check_tokenizer_round_trip(self.tokenizer, path)
         else:  # meta-device build for inspect: architecture only
             arch = resolve_config_dict(model_path, preset, "llm")
             config = AutoConfig.for_model(**arch)

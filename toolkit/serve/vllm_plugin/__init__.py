@@ -28,6 +28,10 @@ def register() -> None:
     """Tell vLLM's model registry where our architecture lives (lazily imported by vLLM)."""
     from vllm import ModelRegistry
 
+    from toolkit.models.hf_auto import register as register_hf_config
+
+    register_hf_config()  # config.json's model_type (desta_lalm) must resolve in every vLLM process
+
     if ARCHITECTURE not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(ARCHITECTURE, "toolkit.serve.vllm_plugin.model:DestaLALMForConditionalGeneration")
 

@@ -196,24 +196,26 @@ class DestaLALMForConditionalGeneration(nn.Module, SupportsMultiModal):
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
         super().__init__()
         from toolkit.models.adapters import ADAPTERS
+        from toolkit.models.adapters.base import adapter_runtime
         from toolkit.models.encoders import ENCODERS
 
         cfg = load_export_config(vllm_config.model_config.model)
         self.export_config = cfg
         self.llm_dtype = vllm_config.model_config.dtype
         self.num_vectors = audio_vectors_per_clip(cfg)
-        config = vllm_config.model_config.hf_config
+        # config.json is ours (toolkit/models/hf_auto.py); the backbone's own config is its text_config.
+        text_config = vllm_config.model_config.hf_config.get_text_config()
         _, placeholder = build_formatter(cfg)
-        self.configure_mm_token_handling(config.vocab_size, [placeholder])
+        self.configure_mm_token_handling(text_config.vocab_size, [placeholder])
         with self._mark_tower_model(vllm_config, "audio"):
             self.encoder = ENCODERS.build(cfg["encoder"], "encoder")  # loads its own frozen weights
-            self.adapter = ADAPTERS.build(cfg["adapter"], "adapter", input_size=self.encoder.output_size,
-                                          num_inputs=self.encoder.num_tapped, output_size=config.hidden_size)
+            self.adapter = ADAPTERS.build(cfg["adapter"], "adapter",
+                                          **adapter_runtime(cfg["adapter"], self.encoder, text_config.hidden_size))
         self.encoder.eval(), self.adapter.eval()
         with self._mark_language_model(vllm_config):
             # The LLM's own architecture (config.json carries ours so vLLM picks this class).
             llm_arch = _llm_architectures(cfg)
-            self.language_model = init_vllm_registered_model(vllm_config=vllm_config, hf_config=config,
+            self.language_model = init_vllm_registered_model(vllm_config=vllm_config, hf_config=text_config,
                                                              architectures=llm_arch, prefix=maybe_prefix(prefix, "language_model"))
         self.secondary_weights = [DefaultModelLoader.Source(model_or_path=str(cfg["llm"]["model_path"]), revision=None,
                                                             prefix="language_model.")]

@@ -3,8 +3,9 @@
 An export holds ``config.yaml`` (how to rebuild the model) and ``model.safetensors`` (adapter
 weights only). vLLM also wants, in the same folder:
 
-- ``config.json``: an HF config whose ``architectures`` names our model. We write the *LLM's*
-  config with that one field changed, so vLLM sizes the KV cache, context length and vocabulary
+- ``config.json``: the export's HF config (``toolkit/models/hf_auto.py``, also what
+  ``transformers.AutoModel`` reads), whose ``architectures`` names our model and whose
+  ``text_config`` is the *LLM's* config, so vLLM sizes the KV cache, context length and vocabulary
   from the backbone it actually runs;
 - the tokenizer files of the LLM;
 - ``chat_template.jinja``: the chat template our ``ChatFormatter`` renders with (``llm.chat_template``,
@@ -113,9 +114,13 @@ def prepare_vllm_dir(export_dir: str | Path) -> Path:
     root = Path(export_dir)
     source = llm_dir(root)
     cfg = to_container(load_config(root / "config.yaml"))
-    config = json.loads((source / "config.json").read_text())
-    config["architectures"] = [ARCHITECTURE]
-    (root / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    # One config.json for transformers (AutoModel) and vLLM: the LLM's config travels as its text_config.
+    from toolkit.models.hf_auto import VLLM_ARCHITECTURE, write_config_json
+
+    if VLLM_ARCHITECTURE != ARCHITECTURE:
+        raise RuntimeError(f"toolkit.models.hf_auto.VLLM_ARCHITECTURE {VLLM_ARCHITECTURE!r} != "
+            f"{ARCHITECTURE!r}; make them equal")
+    write_config_json(root)
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, root / name)
