@@ -179,8 +179,9 @@ def compare(title: str, variants: Sequence[Variant], baseline: str, repeats: int
 def print_table(result: Result, out: Any = None) -> None:
     out = out or sys.stdout
     width = max(len(r["variant"]) for r in result.rows) + 2
+    rate_w = max(12, len(result.unit) + 2)
     print(f"\n{result.title}  (baseline: {result.baseline}; ratio = baseline median / variant median, >1 is faster)", file=out)
-    print(f"  {'variant':<{width}} {'median s':>9} {'min-max s':>15} {result.unit + '/s':>12} {'ratio':>6}  output vs baseline",
+    print(f"  {'variant':<{width}} {'median s':>9} {'min-max s':>15} {result.unit + '/s':>{rate_w}} {'ratio':>6}  output vs baseline",
           file=out)
     for r in result.rows:
         rate = f"{r['rate']:.2f}" if r["rate"] is not None else "-"
@@ -190,7 +191,7 @@ def print_table(result: Result, out: Any = None) -> None:
             check += " (expected to differ)"
         peak = f"  peak {r['peak_mib']:.0f} MiB" if r["peak_mib"] is not None else ""
         spread = f"{r['min_s']:.3f}-{r['max_s']:.3f}"
-        print(f"  {r['variant']:<{width}} {r['median_s']:9.3f} {spread:>15} {rate:>12} {r['ratio']:6.2f}  {check}{peak}",
+        print(f"  {r['variant']:<{width}} {r['median_s']:9.3f} {spread:>15} {rate:>{rate_w}} {r['ratio']:6.2f}  {check}{peak}",
               file=out)
     print(f"  ({result.rows[0]['repeats']} timed repeats each, interleaved)", file=out)
 
@@ -207,3 +208,46 @@ def add_common_args(parser: Any, repeats: int = 5) -> None:
     parser.add_argument("--repeats", type=int, default=repeats, help="timed repeats per variant (after one warm-up)")
     parser.add_argument("--tiny", action="store_true", help="tiny random-init models and sizes: the CI smoke run")
     parser.add_argument("--json", default=None, help="also write the results here")
+
+
+# ------------------------------------------------------------------ models and clips the benchmarks share
+
+
+def bench_model(tiny: bool = False, dtype: str = "bfloat16", attn: str = "eager") -> Any:
+    """The demo architecture (Whisper tiny.en + 2-layer Q-Former + SmolLM2-135M, untrained adapter) or its tiny stand-in.
+
+    ``tiny``: random-init tiny Whisper / Q-Former / Llama from the asset cache, fp32 (CI).
+    """
+    import torch
+
+    from toolkit.assets import asset_dir
+    from toolkit.config import cache_dir
+    from toolkit.models.lalm import LALM
+
+    torch.manual_seed(0)
+    models = cache_dir() / "models"
+    if tiny:
+        parts = {
+            "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
+            "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 4, "num_heads": 4, "intermediate_size": 64},
+            "llm": {"name": "hf_causal_lm", "model_path": str(asset_dir("tiny-llama")), "dtype": "float32"},
+        }
+    else:
+        parts = {
+            "encoder": {"name": "whisper", "model_path": str(models / "whisper-tiny.en")},
+            "adapter": {"name": "qformer", "num_layers": 2, "num_queries": 64, "intermediate_size": 1536},
+            "llm": {"name": "hf_causal_lm", "model_path": str(models / "smollm2-135m-instruct"), "dtype": dtype,
+                    "attn_implementation": attn},
+        }
+    return LALM.from_config({**parts, "transcriber": {"name": "given"},
+                             "lalm": {"system_prompt": "Focus on the audio clips and instructions."}}).eval()
+
+
+def speech_clips(n: int) -> list[str]:
+    """Paths of ``n`` real speech clips (pocketsphinx test data, cycled); exits naming the package when absent."""
+    import glob
+
+    paths = sorted(glob.glob("/usr/share/pocketsphinx/test/data/*/*.wav"))
+    if not paths:
+        sys.exit("no clips under /usr/share/pocketsphinx/test/data: apt-get install pocketsphinx-testdata")
+    return [paths[i % len(paths)] for i in range(n)]
