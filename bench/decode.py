@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="conversations (default 16; --tiny 4)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="answer budget (default 128; --tiny 8)")
-    parser.add_argument("--dtype", default="bfloat16", help="LLM dtype; float32 makes batched and one-by-one outputs identical")
+    parser.add_argument(
+        "--dtype", default="bfloat16", help="LLM dtype; float32 makes batched and one-by-one outputs identical"
+    )
     parser.add_argument("--attn", default="eager", help="LLM attention (eager is faster than sdpa for SmolLM2 on CPU)")
     args = parser.parse_args(argv)
     n = args.n or (4 if args.tiny else 16)
@@ -46,8 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     exact = model.llm.dtype == torch.float32
     waves = sorted((load_audio(p) for p in speech_clips(n)), key=len)
     asks = ["What is said?", "Describe the speaker.", "Summarize the audio.", "What is the mood?"]
-    convs = [[{"role": "user", "content": f"<|AUDIO|>\n{asks[i % 4]}", "audios": [{"audio": w, "text": "a short transcript"}]}]
-             for i, w in enumerate(waves)]
+    convs = [
+        [
+            {
+                "role": "user",
+                "content": f"<|AUDIO|>\n{asks[i % 4]}",
+                "audios": [{"audio": w, "text": "a short transcript"}],
+            }
+        ]
+        for i, w in enumerate(waves)
+    ]
     gen = {"max_new_tokens": max_new, "do_sample": False}
     tokens = []
 
@@ -58,11 +68,20 @@ def main(argv: list[str] | None = None) -> int:
                 outs += model.generate(convs[i : i + batch], generation=gen, return_details=True)
             tokens.append(sum(o["num_tokens"] for o in outs))
             return [o["text"] for o in outs]
+
         return go
 
-    variants = [Variant("one by one", run(1), units=n), Variant(f"batch {args.batch}", run(args.batch), expect_equal=exact, units=n)]
-    print(f"decode: {n} conversations, {max_new} new tokens at most, LLM {model.llm.dtype}, torch threads {torch.get_num_threads()}")
-    result = compare("decode (LALM.generate, greedy)", variants, baseline="one by one", repeats=args.repeats, unit="conversations")
+    variants = [
+        Variant("one by one", run(1), units=n),
+        Variant(f"batch {args.batch}", run(args.batch), expect_equal=exact, units=n),
+    ]
+    print(
+        f"decode: {n} conversations, {max_new} new tokens at most, LLM {model.llm.dtype}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    result = compare(
+        "decode (LALM.generate, greedy)", variants, baseline="one by one", repeats=args.repeats, unit="conversations"
+    )
     texts = [v.output for v in variants]
     same = sum(a == b for a, b in zip(*texts))
     print(f"  identical answers: {same} of {n}; new tokens per pass: {min(tokens)}-{max(tokens)}")

@@ -43,7 +43,15 @@ import torch
 from harness import write_json
 
 # Dense bf16 peak TFLOP/s of cards by name fragment (vendor data sheets, no sparsity).
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0, "RTX 4090": 165.0}
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10G": 125.0,
+    "L4": 121.0,
+    "RTX 4090": 165.0,
+}
 
 
 def build(tiny: bool, device: torch.device) -> Any:
@@ -52,16 +60,33 @@ def build(tiny: bool, device: torch.device) -> Any:
     from toolkit.models.loading import skip_weights
 
     if tiny:
-        parts = {"encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
-                 "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 128},
-                 "llm": {"name": "hf_causal_lm", "model_path": str(asset_dir("tiny-llama")), "dtype": "float32",
-                         "attn_implementation": "sdpa"}}
+        parts = {
+            "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
+            "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 128},
+            "llm": {
+                "name": "hf_causal_lm",
+                "model_path": str(asset_dir("tiny-llama")),
+                "dtype": "float32",
+                "attn_implementation": "sdpa",
+            },
+        }
     else:
-        parts = {"encoder": {"name": "whisper", "model_path": "openai/whisper-large-v3", "preset": "whisper-large-v3",
-                             "tapped_layers": [7, 15, 23, 31]},
-                 "adapter": {"name": "qformer", "num_layers": 6, "num_queries": 64, "intermediate_size": 3072},
-                 "llm": {"name": "hf_causal_lm", "model_path": "meta-llama/Llama-3.1-8B-Instruct", "preset": "llama-3.1-8b-instruct",
-                         "dtype": "bfloat16", "attn_implementation": "sdpa"}}
+        parts = {
+            "encoder": {
+                "name": "whisper",
+                "model_path": "openai/whisper-large-v3",
+                "preset": "whisper-large-v3",
+                "tapped_layers": [7, 15, 23, 31],
+            },
+            "adapter": {"name": "qformer", "num_layers": 6, "num_queries": 64, "intermediate_size": 3072},
+            "llm": {
+                "name": "hf_causal_lm",
+                "model_path": "meta-llama/Llama-3.1-8B-Instruct",
+                "preset": "llama-3.1-8b-instruct",
+                "dtype": "bfloat16",
+                "attn_implementation": "sdpa",
+            },
+        }
     with skip_weights():
         model = LALM.from_config({**parts, "transcriber": {"name": "none"}})
     model = model.to_empty(device=device)
@@ -125,9 +150,15 @@ def train(model: Any, device: torch.device, args: argparse.Namespace) -> dict[st
     from toolkit.models.encoders.base import EncoderOutput  # noqa: F401  (the encoder runs inside forward)
 
     fx_frames = int(args.seconds * 100)  # log-mel frames at 100/s; the encoder halves them
-    n_mels = int(getattr(getattr(model.encoder, "encoder", None), "config", None).num_mel_bins) if hasattr(model.encoder, "encoder") else 80
-    features = {"features": torch.randn(args.batch, n_mels, fx_frames, device=device),
-                "feature_lengths": torch.full((args.batch,), fx_frames, dtype=torch.long, device=device)}
+    n_mels = (
+        int(getattr(getattr(model.encoder, "encoder", None), "config", None).num_mel_bins)
+        if hasattr(model.encoder, "encoder")
+        else 80
+    )
+    features = {
+        "features": torch.randn(args.batch, n_mels, fx_frames, device=device),
+        "feature_lengths": torch.full((args.batch,), fx_frames, dtype=torch.long, device=device),
+    }
     vocab = int(model.llm._base().config.vocab_size)
     convs = conversations(args.batch, args.text_tokens, args.response_tokens, vocab, seed=0)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -156,10 +187,20 @@ def train(model: Any, device: torch.device, args: argparse.Namespace) -> dict[st
     flops = step_flops(model, args.batch, fx_frames // 2, seq)
     med = statistics.median(times)
     peak = args.peak_tflops
-    res = {"batch": args.batch, "seconds_per_clip": args.seconds, "llm_tokens_per_sample": seq, "steps": len(times),
-           "step_s_median": med, "step_s_min": min(times), "step_s_max": max(times), "samples_per_s": args.batch / med,
-           "tflops_per_step": flops / 1e12, "achieved_tflops": flops / med / 1e12, "loss_finite": all(map(_finite, losses)),
-           "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
+    res = {
+        "batch": args.batch,
+        "seconds_per_clip": args.seconds,
+        "llm_tokens_per_sample": seq,
+        "steps": len(times),
+        "step_s_median": med,
+        "step_s_min": min(times),
+        "step_s_max": max(times),
+        "samples_per_s": args.batch / med,
+        "tflops_per_step": flops / 1e12,
+        "achieved_tflops": flops / med / 1e12,
+        "loss_finite": all(map(_finite, losses)),
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+    }
     res["mfu"] = res["achieved_tflops"] / peak if peak else None
     return res
 
@@ -182,8 +223,15 @@ def generate(model: Any, device: torch.device, args: argparse.Namespace) -> dict
         start = time.perf_counter()
         for i in range(0, len(prompts), batch):
             ids = torch.stack(prompts[i : i + batch]).to(device)
-            out = llm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.gen_tokens,
-                               min_new_tokens=args.gen_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
+            out = llm.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=args.gen_tokens,
+                min_new_tokens=args.gen_tokens,
+                do_sample=False,
+                pad_token_id=0,
+                eos_token_id=None,
+            )
             tokens += (out.shape[1] - ids.shape[1]) * ids.shape[0]
         sync(device)
         return tokens / (time.perf_counter() - start)
@@ -191,8 +239,13 @@ def generate(model: Any, device: torch.device, args: argparse.Namespace) -> dict
     run(min(2, args.gen_n))  # warm-up
     one = run(1)
     batched = run(args.gen_n)
-    return {"prompts": args.gen_n, "new_tokens": args.gen_tokens, "one_by_one_tokens_per_s": one,
-            "batched_tokens_per_s": batched, "batched_over_one_by_one": batched / one}
+    return {
+        "prompts": args.gen_n,
+        "new_tokens": args.gen_tokens,
+        "one_by_one_tokens_per_s": one,
+        "batched_tokens_per_s": batched,
+        "batched_over_one_by_one": batched / one,
+    }
 
 
 def vllm_decode(args: argparse.Namespace, model: Any) -> dict[str, Any]:
@@ -209,12 +262,21 @@ def vllm_decode(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     config = model.llm._base().config.to_dict()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
-        engine = LLM(model=tmp, load_format="dummy", skip_tokenizer_init=True, dtype="bfloat16",
-                     gpu_memory_utilization=0.5, max_model_len=2048, enforce_eager=False)
+        engine = LLM(
+            model=tmp,
+            load_format="dummy",
+            skip_tokenizer_init=True,
+            dtype="bfloat16",
+            gpu_memory_utilization=0.5,
+            max_model_len=2048,
+            enforce_eager=False,
+        )
         vocab = int(config["vocab_size"])
         g = torch.Generator().manual_seed(1)
-        prompts = [TokensPrompt(prompt_token_ids=torch.randint(10, vocab - 10, (args.text_tokens,), generator=g).tolist())
-                   for _ in range(args.vllm_n)]
+        prompts = [
+            TokensPrompt(prompt_token_ids=torch.randint(10, vocab - 10, (args.text_tokens,), generator=g).tolist())
+            for _ in range(args.vllm_n)
+        ]
         params = SamplingParams(max_tokens=args.gen_tokens, ignore_eos=True, temperature=0.0, detokenize=False)
         engine.generate(prompts[:2], params, use_tqdm=False)  # warm-up
         start = time.perf_counter()
@@ -229,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke run)")
     parser.add_argument("--batch", type=int, default=None, help="clips per training step (default 16; --tiny 2)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per clip (default 10; --tiny 1)")
-    parser.add_argument("--text-tokens", type=int, default=None, help="prompt + transcript tokens (default 160; --tiny 16)")
+    parser.add_argument(
+        "--text-tokens", type=int, default=None, help="prompt + transcript tokens (default 160; --tiny 16)"
+    )
     parser.add_argument("--response-tokens", type=int, default=None, help="supervised tokens (default 64; --tiny 8)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=2)
@@ -237,12 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gen-n", type=int, default=None, help="prompts decoded (default 16; --tiny 2)")
     parser.add_argument("--gen-tokens", type=int, default=None, help="new tokens per prompt (default 64; --tiny 4)")
     parser.add_argument("--vllm-n", type=int, default=64, help="prompts for vLLM")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense bf16 peak (default: known cards)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="the device's dense bf16 peak (default: known cards)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     tiny = args.tiny
-    for key, full, small in (("batch", 16, 2), ("seconds", 10.0, 1.0), ("text_tokens", 160, 16), ("response_tokens", 64, 8),
-                             ("gen_n", 16, 2), ("gen_tokens", 64, 4)):
+    for key, full, small in (
+        ("batch", 16, 2),
+        ("seconds", 10.0, 1.0),
+        ("text_tokens", 160, 16),
+        ("response_tokens", 64, 8),
+        ("gen_n", 16, 2),
+        ("gen_tokens", 64, 4),
+    ):
         if getattr(args, key) is None:
             setattr(args, key, small if tiny else full)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -253,10 +325,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     start = time.perf_counter()
     model = build(tiny, device)
-    report: dict[str, Any] = {"device": card, "shapes": "tiny" if tiny else "whisper-large-v3 + qformer-6 + llama-3.1-8b",
-                              "torch": torch.__version__, "peak_tflops": args.peak_tflops,
-                              "params": {k: v["total"] for k, v in model.parameter_counts().items()},
-                              "trainable": model.parameter_counts()["all"]["trainable"], "build_s": time.perf_counter() - start}
+    report: dict[str, Any] = {
+        "device": card,
+        "shapes": "tiny" if tiny else "whisper-large-v3 + qformer-6 + llama-3.1-8b",
+        "torch": torch.__version__,
+        "peak_tflops": args.peak_tflops,
+        "params": {k: v["total"] for k, v in model.parameter_counts().items()},
+        "trainable": model.parameter_counts()["all"]["trainable"],
+        "build_s": time.perf_counter() - start,
+    }
     report["train"] = train(model, device, args)
     report["generate"] = generate(model, device, args)
     report["vllm"] = vllm_decode(args, model)

@@ -123,8 +123,15 @@ def _cuda_peak() -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def compare(title: str, variants: Sequence[Variant], baseline: str, repeats: int = 5, warmup: int = 1,
-            unit: str = "items", out: Any = None) -> Result:
+def compare(
+    title: str,
+    variants: Sequence[Variant],
+    baseline: str,
+    repeats: int = 5,
+    warmup: int = 1,
+    unit: str = "items",
+    out: Any = None,
+) -> Result:
     """Run ``variants`` interleaved, print the table and return it; raise if an ``expect_equal`` output differs.
 
     ``repeats`` timed rounds after ``warmup`` untimed ones.  On CUDA each variant's peak memory is
@@ -165,10 +172,20 @@ def compare(title: str, variants: Sequence[Variant], baseline: str, repeats: int
         same = diff <= v.atol
         if v.expect_equal and not same:
             failures.append(f"{v.name}: output differs from {baseline}'s by {diff:g} (allowed {v.atol:g})")
-        rows.append({"variant": v.name, "median_s": med, "min_s": min(v.times), "max_s": max(v.times), "repeats": len(v.times),
-                     "ratio": base_median / med if med > 0 else math.inf,
-                     "rate": (v.units / med) if v.units else None, "output_diff": diff, "expect_equal": v.expect_equal,
-                     "peak_mib": v.peak_mib})
+        rows.append(
+            {
+                "variant": v.name,
+                "median_s": med,
+                "min_s": min(v.times),
+                "max_s": max(v.times),
+                "repeats": len(v.times),
+                "ratio": base_median / med if med > 0 else math.inf,
+                "rate": (v.units / med) if v.units else None,
+                "output_diff": diff,
+                "expect_equal": v.expect_equal,
+                "peak_mib": v.peak_mib,
+            }
+        )
     result = Result(title, baseline, unit, rows)
     print_table(result, out)
     if failures:
@@ -180,9 +197,15 @@ def print_table(result: Result, out: Any = None) -> None:
     out = out or sys.stdout
     width = max(len(r["variant"]) for r in result.rows) + 2
     rate_w = max(12, len(result.unit) + 2)
-    print(f"\n{result.title}  (baseline: {result.baseline}; ratio = baseline median / variant median, >1 is faster)", file=out)
-    print(f"  {'variant':<{width}} {'median s':>9} {'min-max s':>15} {result.unit + '/s':>{rate_w}} {'ratio':>6}  output vs baseline",
-          file=out)
+    print(
+        f"\n{result.title}  (baseline: {result.baseline}; ratio = baseline median / variant median, >1 is faster)",
+        file=out,
+    )
+    print(
+        f"  {'variant':<{width}} {'median s':>9} {'min-max s':>15} {result.unit + '/s':>{rate_w}} {'ratio':>6}"
+        "  output vs baseline",
+        file=out,
+    )
     for r in result.rows:
         rate = f"{r['rate']:.2f}" if r["rate"] is not None else "-"
         diff = r["output_diff"]
@@ -191,8 +214,11 @@ def print_table(result: Result, out: Any = None) -> None:
             check += " (expected to differ)"
         peak = f"  peak {r['peak_mib']:.0f} MiB" if r["peak_mib"] is not None else ""
         spread = f"{r['min_s']:.3f}-{r['max_s']:.3f}"
-        print(f"  {r['variant']:<{width}} {r['median_s']:9.3f} {spread:>15} {rate:>{rate_w}} {r['ratio']:6.2f}  {check}{peak}",
-              file=out)
+        print(
+            f"  {r['variant']:<{width}} {r['median_s']:9.3f} {spread:>15} {rate:>{rate_w}} {r['ratio']:6.2f}"
+            f"  {check}{peak}",
+            file=out,
+        )
     print(f"  ({result.rows[0]['repeats']} timed repeats each, interleaved)", file=out)
 
 
@@ -214,7 +240,7 @@ def add_common_args(parser: Any, repeats: int = 5) -> None:
 
 
 def bench_model(tiny: bool = False, dtype: str = "bfloat16", attn: str = "eager") -> Any:
-    """The demo architecture (Whisper tiny.en + 2-layer Q-Former + SmolLM2-135M, untrained adapter) or its tiny stand-in.
+    """The demo architecture (Whisper tiny.en + 2-layer Q-Former + SmolLM2-135M, untrained adapter) or a tiny one.
 
     ``tiny``: random-init tiny Whisper / Q-Former / Llama from the asset cache, fp32 (CI).
     """
@@ -236,11 +262,20 @@ def bench_model(tiny: bool = False, dtype: str = "bfloat16", attn: str = "eager"
         parts = {
             "encoder": {"name": "whisper", "model_path": str(models / "whisper-tiny.en")},
             "adapter": {"name": "qformer", "num_layers": 2, "num_queries": 64, "intermediate_size": 1536},
-            "llm": {"name": "hf_causal_lm", "model_path": str(models / "smollm2-135m-instruct"), "dtype": dtype,
-                    "attn_implementation": attn},
+            "llm": {
+                "name": "hf_causal_lm",
+                "model_path": str(models / "smollm2-135m-instruct"),
+                "dtype": dtype,
+                "attn_implementation": attn,
+            },
         }
-    return LALM.from_config({**parts, "transcriber": {"name": "given"},
-                             "lalm": {"system_prompt": "Focus on the audio clips and instructions."}}).eval()
+    return LALM.from_config(
+        {
+            **parts,
+            "transcriber": {"name": "given"},
+            "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
+        }
+    ).eval()
 
 
 def speech_clips(n: int) -> list[str]:

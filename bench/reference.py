@@ -45,15 +45,29 @@ def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path) 
     budget = ts.collate(ours, rows, audio, batch_size=10_000, batch_tokens=int(16 * mean_row))
     atol = 2e-2 if ours.llm.dtype == torch.bfloat16 else 1e-4
     variants = [
-        Variant("ours, reference_compatible", ts.epoch(ref, ts.collate(ref, rows, audio, batch_size, bucketing=False)),
-                units=clips),
+        Variant(
+            "ours, reference_compatible",
+            ts.epoch(ref, ts.collate(ref, rows, audio, batch_size, bucketing=False)),
+            units=clips,
+        ),
         Variant("ours, default", ts.epoch(ours, base), expect_equal=False, units=clips),
-        Variant("ours, default + feature cache", ts.epoch(ours, ts.cached(ours, base)), expect_equal=False, units=clips),
-        Variant("ours, token budget + packing", ts.epoch(ours, budget, pack_length=ours.max_seq_len), expect_equal=False,
-                units=clips),
+        Variant(
+            "ours, default + feature cache", ts.epoch(ours, ts.cached(ours, base)), expect_equal=False, units=clips
+        ),
+        Variant(
+            "ours, token budget + packing",
+            ts.epoch(ours, budget, pack_length=ours.max_seq_len),
+            expect_equal=False,
+            units=clips,
+        ),
     ]
-    result = compare(f"train step, {name}, batch {batch_size}, {clips} clips of 1-6 s", variants,
-                     baseline="ours, reference_compatible", repeats=repeats, unit="samples")
+    result = compare(
+        f"train step, {name}, batch {batch_size}, {clips} clips of 1-6 s",
+        variants,
+        baseline="ours, reference_compatible",
+        repeats=repeats,
+        unit="samples",
+    )
     # the three of ours must agree with each other (the reference-compatible input differs by design)
     losses = {v.name: v.output for v in variants[1:]}
     spread = max(losses.values()) - min(losses.values())
@@ -68,17 +82,32 @@ def generate_row(name: str, n: int, max_new: int, repeats: int, root: Path) -> d
     ours = ts.build(name, root).eval()
     ref = ts.build(name, root, reference=True).eval()
     waves = sorted((load_audio(p) for p in speech_clips(n)), key=len)
-    convs = [[{"role": "user", "content": "<|AUDIO|>\nDescribe the audio.", "audios": [{"audio": w, "text": "a short transcript"}]}]
-             for w in waves]
+    convs = [
+        [
+            {
+                "role": "user",
+                "content": "<|AUDIO|>\nDescribe the audio.",
+                "audios": [{"audio": w, "text": "a short transcript"}],
+            }
+        ]
+        for w in waves
+    ]
     gen = {"max_new_tokens": max_new, "do_sample": False}
 
     def run(model):
         return lambda: model.generate(convs, generation=gen)
 
-    variants = [Variant("ours, reference_compatible", run(ref), units=n),
-                Variant("ours, default", run(ours), expect_equal=False, units=n)]
-    return compare(f"generate, {name}, {n} conversations x {max_new} tokens", variants, baseline="ours, reference_compatible",
-                   repeats=repeats, unit="conversations").to_dict()
+    variants = [
+        Variant("ours, reference_compatible", run(ref), units=n),
+        Variant("ours, default", run(ours), expect_equal=False, units=n),
+    ]
+    return compare(
+        f"generate, {name}, {n} conversations x {max_new} tokens",
+        variants,
+        baseline="ours, reference_compatible",
+        repeats=repeats,
+        unit="conversations",
+    ).to_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,21 +120,34 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         if not args.tiny:
             if ts.missing_assets("demo"):
-                sys.exit(f"demo config needs {ts.missing_assets('demo')}: run python tools/prepare_assets.py (or pass --tiny)")
+                sys.exit(
+                    f"demo config needs {ts.missing_assets('demo')}: run python tools/prepare_assets.py "
+                    "(or pass --tiny)"
+                )
             rows.append(train_row("demo", 4, 16, args.repeats, root))
         rows.append(train_row("tiny", 2, 4 if args.tiny else 16, args.repeats, root))
         if args.tiny:
             rows.append(generate_row("tiny", 2, 4, args.repeats, root))
         else:
             rows.append(generate_row("demo", 16, 64, args.repeats, root))
-    print("\n| workload | ours, reference_compatible | ours, default | ours, default + feature cache | ours, token budget + packing |")
+    print(
+        "\n| workload | ours, reference_compatible | ours, default | ours, default + feature cache "
+        "| ours, token budget + packing |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
         cells = {x["variant"]: f"{x['ratio']:.2f}x ({x['min_s']:.2f}-{x['max_s']:.2f} s)" for x in r["rows"]}
-        names = ["ours, reference_compatible", "ours, default", "ours, default + feature cache", "ours, token budget + packing"]
+        names = [
+            "ours, reference_compatible",
+            "ours, default",
+            "ours, default + feature cache",
+            "ours, token budget + packing",
+        ]
         print(f"| {r['title']} | " + " | ".join(cells.get(k, "-") for k in names) + " |")
-    print("(ratio: reference-compatible median / variant median; in brackets the variant's min-max epoch or pass time; "
-          "the reference implementation's own column is not measured by this script yet)")
+    print(
+        "(ratio: reference-compatible median / variant median; in brackets the variant's min-max epoch or pass time; "
+        "the reference implementation's own column is not measured by this script yet)"
+    )
     write_json(args.json, {"rows": rows})
     return 0
 

@@ -59,7 +59,17 @@ def requests_for(n: int, with_transcripts: bool) -> list[list[dict]]:
         audio = {"data": clips[i % len(clips)], "format": "wav"}
         if with_transcripts:
             audio["transcript"] = "a short transcript"
-        out.append([{"role": "user", "content": [{"type": "text", "text": asks[i % len(asks)]}, {"type": "input_audio", "input_audio": audio}]}])
+        out.append(
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": asks[i % len(asks)]},
+                        {"type": "input_audio", "input_audio": audio},
+                    ],
+                }
+            ]
+        )
     return out
 
 
@@ -77,7 +87,9 @@ def load(url: str, name: str, messages: list[list[dict]], clients: int, per_clie
             msg = messages[index % len(messages)]
             start = time.perf_counter()
             try:
-                reply = client.chat.completions.create(model=name, messages=msg, max_tokens=max_new_tokens, temperature=0)
+                reply = client.chat.completions.create(
+                    model=name, messages=msg, max_tokens=max_new_tokens, temperature=0
+                )
             except Exception as err:  # counted, reported, and the run fails
                 with lock:
                     failures.append(f"{type(err).__name__}: {err}")
@@ -88,19 +100,31 @@ def load(url: str, name: str, messages: list[list[dict]], clients: int, per_clie
                 texts[index] = reply.choices[0].message.content
                 done = len(latencies) + len(failures)
                 if done % max(1, clients * per_client // 10) == 0:
-                    print(f"  {done}/{clients * per_client} requests, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"  {done}/{clients * per_client} requests, {time.perf_counter() - t0:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
     t0 = start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
     secs = time.perf_counter() - start
-    return {"requests": clients * per_client, "failed": len(failures), "seconds": round(secs, 2),
-            "requests_per_s": round(len(latencies) / secs, 3), "tokens_per_s": round(sum(tokens) / secs, 1),
-            "completion_tokens": sum(tokens),
-            "latency_s": {"mean": round(statistics.mean(latencies), 3) if latencies else None,
-                          "p50": round(statistics.median(latencies), 3) if latencies else None,
-                          "max": round(max(latencies), 3) if latencies else None},
-            "first_failures": failures[:3], "texts": [texts.get(i) for i in range(clients * per_client)]}
+    return {
+        "requests": clients * per_client,
+        "failed": len(failures),
+        "seconds": round(secs, 2),
+        "requests_per_s": round(len(latencies) / secs, 3),
+        "tokens_per_s": round(sum(tokens) / secs, 1),
+        "completion_tokens": sum(tokens),
+        "latency_s": {
+            "mean": round(statistics.mean(latencies), 3) if latencies else None,
+            "p50": round(statistics.median(latencies), 3) if latencies else None,
+            "max": round(max(latencies), 3) if latencies else None,
+        },
+        "first_failures": failures[:3],
+        "texts": [texts.get(i) for i in range(clients * per_client)],
+    }
 
 
 @contextmanager
@@ -117,9 +141,28 @@ def vllm_server(export: str, name: str, batch: int) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="bench-vllm-", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "toolkit.bin.serve", "--backend", "vllm", "--model", export, "--port", str(port),
-                             "--served-model-name", name, "--max-batch-size", str(batch), "--max-model-len", "2048"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolkit.bin.serve",
+            "--backend",
+            "vllm",
+            "--model",
+            export,
+            "--port",
+            str(port),
+            "--served-model-name",
+            name,
+            "--max-batch-size",
+            str(batch),
+            "--max-model-len",
+            "2048",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -165,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     model, name = build_model(args.model, args.tiny)
     messages = requests_for(clients * per_client, with_transcripts=not args.asr)
-    report = {"model": args.model or f"{name} (untrained qformer)", "backend": args.backend, "clients": clients,
-              "requests_per_client": per_client, "max_new_tokens": max_new, "torch_threads": torch.get_num_threads()}
+    report = {
+        "model": args.model or f"{name} (untrained qformer)",
+        "backend": args.backend,
+        "clients": clients,
+        "requests_per_client": per_client,
+        "max_new_tokens": max_new,
+        "torch_threads": torch.get_num_threads(),
+    }
     if args.backend == "vllm":
         from toolkit.bin.serve import vllm_dtype
 
@@ -185,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.backend == "vllm":
                 urls[label] = stack.enter_context(vllm_server(export, name, batch))
             else:
-                apps[label] = create_app(HFBackend(model, name), max_batch_size=batch, batch_wait_ms=args.batch_wait_ms,
-                                         max_audio_seconds=600)
+                apps[label] = create_app(
+                    HFBackend(model, name),
+                    max_batch_size=batch,
+                    batch_wait_ms=args.batch_wait_ms,
+                    max_audio_seconds=600,
+                )
                 urls[label] = stack.enter_context(serve_in_thread(apps[label]))
 
         def run(label: str):
@@ -199,17 +252,27 @@ def main(argv: list[str] | None = None) -> int:
                     result["server_batches"] = apps[label].state.batcher.stats()
                 last[label] = result
                 return result["texts"]
+
             return go
 
         exact = args.backend == "hf" and model.llm.dtype == torch.float32
         n = clients * per_client
-        variants = [Variant(label, run(label), expect_equal=exact or label == "one at a time", units=n) for label in modes]
-        result = compare(f"serve ({args.backend}): {clients} clients x {per_client} requests", variants,
-                         baseline="one at a time", repeats=args.repeats, unit="requests")
+        variants = [
+            Variant(label, run(label), expect_equal=exact or label == "one at a time", units=n) for label in modes
+        ]
+        result = compare(
+            f"serve ({args.backend}): {clients} clients x {per_client} requests",
+            variants,
+            baseline="one at a time",
+            repeats=args.repeats,
+            unit="requests",
+        )
     for label, res in last.items():
         report[label] = {k: v for k, v in res.items() if k != "texts"}
     one, many = report["one at a time"], report["batched"]
-    report["speedup_tokens_per_s"] = round(many["tokens_per_s"] / one["tokens_per_s"], 2) if one["tokens_per_s"] else None
+    report["speedup_tokens_per_s"] = (
+        round(many["tokens_per_s"] / one["tokens_per_s"], 2) if one["tokens_per_s"] else None
+    )
     report["harness"] = result.to_dict()
     print(json.dumps({k: v for k, v in report.items() if k != "harness"}, indent=2))
     write_json(args.json, report)

@@ -1,7 +1,7 @@
 """Training-step benchmark: one epoch of forward + backward + AdamW per variant, interleaved, losses compared.
 
     python bench/train_step.py                       # demo config (Whisper tiny.en + SmolLM2-135M), 32 clips of 1-6 s
-    python bench/train_step.py --tiny                # random-init tiny models, 8 clips: the CI smoke run
+    python bench/train_step.py --tiny                # random-init tiny models, 4 clips: the CI smoke run
     OMP_NUM_THREADS=1 nice -n 10 python bench/train_step.py --clips 48 --repeats 5 --json /tmp/train_step.json
 
 Configs (components from ``toolkit/conf``):
@@ -49,9 +49,18 @@ from toolkit.models.lalm import LALM
 from toolkit.train.data import AQADataset, AudioVectorCount, BucketBatchSampler, Collator, read_rows, split_cached
 
 CONFIGS = {
-    "tiny": {"encoder": "tiny_whisper", "adapter": "qformer_tiny", "llm": "tiny_llama", "needs": ["tiny-whisper", "tiny-llama"]},
-    "demo": {"encoder": "whisper_tiny_en", "adapter": "qformer_small", "llm": "smollm2_135m_instruct",
-             "needs": ["whisper-tiny.en", "smollm2-135m-instruct"]},
+    "tiny": {
+        "encoder": "tiny_whisper",
+        "adapter": "qformer_tiny",
+        "llm": "tiny_llama",
+        "needs": ["tiny-whisper", "tiny-llama"],
+    },
+    "demo": {
+        "encoder": "whisper_tiny_en",
+        "adapter": "qformer_small",
+        "llm": "smollm2_135m_instruct",
+        "needs": ["whisper-tiny.en", "smollm2-135m-instruct"],
+    },
 }
 WORDS = "the a dog barks loudly while music plays softly in a room with people talking about weather and news".split()
 
@@ -67,9 +76,19 @@ def make_clips(root: Path, n: int, min_s: float, max_s: float, seed: int = 0) ->
         sf.write(root / f"c{i}.wav", (rng.standard_normal(int(16000 * dur)) * 0.1).astype(np.float32), 16000)
         answer = " ".join(rng.choice(WORDS, int(rng.integers(20, 60))))
         transcript = " ".join(rng.choice(WORDS, int(rng.integers(3, 30))))
-        rows.append({"id": f"c{i}", "response": answer, "messages": [
-            {"role": "user", "content": "<|AUDIO|>\nDescribe the audio.",
-             "audios": [{"audio": f"c{i}.wav", "text": transcript, "duration": dur}]}]})
+        rows.append(
+            {
+                "id": f"c{i}",
+                "response": answer,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "<|AUDIO|>\nDescribe the audio.",
+                        "audios": [{"audio": f"c{i}.wav", "text": transcript, "duration": dur}],
+                    }
+                ],
+            }
+        )
     path = root / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -82,23 +101,39 @@ def missing_assets(name: str) -> list[str]:
 def build(name: str, root: Path, reference: bool = False) -> LALM:
     spec = CONFIGS[name]
     cfg = root / f"{name}.yaml"
-    cfg.write_text("defaults:\n" + "".join(f"  - {k}: {spec[k]}\n" for k in ("encoder", "adapter", "llm"))
-                   + "  - transcriber: given\nlalm:\n  max_seq_len: 512\n")
+    cfg.write_text(
+        "defaults:\n"
+        + "".join(f"  - {k}: {spec[k]}\n" for k in ("encoder", "adapter", "llm"))
+        + "  - transcriber: given\nlalm:\n  max_seq_len: 512\n"
+    )
     torch.manual_seed(0)  # same adapter initialisation for every build
     return LALM.from_config(load_config(cfg, [f"encoder.reference_compatible={str(reference).lower()}"]))
 
 
-def collate(model: LALM, rows: Path, audio_root: Path, batch_size: int, bucketing: bool = True,
-            batch_tokens: int | None = None) -> list[dict]:
+def collate(
+    model: LALM, rows: Path, audio_root: Path, batch_size: int, bucketing: bool = True, batch_tokens: int | None = None
+) -> list[dict]:
     """One epoch of collated batches, as the data-loader workers would hand them over."""
     samples, _ = read_rows(rows, audio_root=str(audio_root))
     ds = AQADataset(samples)
     count = AudioVectorCount.probe(model)
-    coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, count,
-                    num_tapped=model.encoder.num_tapped)
+    coll = Collator(
+        model.formatter,
+        model.encoder.feature_extractor(),
+        model.max_seq_len,
+        count,
+        num_tapped=model.encoder.num_tapped,
+    )
     tokens = [s.est_tokens + (count(s.duration) if batch_tokens else 0) for s in samples]  # as AQADataModule does
-    sampler = BucketBatchSampler([s.duration for s in samples], tokens, batch_size, seed=0, bucketing=bucketing,
-                                 bucket_multiplier=100, batch_tokens=batch_tokens)
+    sampler = BucketBatchSampler(
+        [s.duration for s in samples],
+        tokens,
+        batch_size,
+        seed=0,
+        bucketing=bucketing,
+        bucket_multiplier=100,
+        batch_tokens=batch_tokens,
+    )
     return [coll([ds[i] for i in idx]) for idx in sampler]
 
 
@@ -110,7 +145,9 @@ def cached(model: LALM, batches: list[dict]) -> list[dict]:
     for b in batches:
         enc = model.encoder(**b["features"])
         mats = torch.cat(enc.hidden_states, -1).half()
-        states, lengths = split_cached([mats[i, : int(n)].numpy() for i, n in enumerate(enc.lengths)], model.encoder.num_tapped)
+        states, lengths = split_cached(
+            [mats[i, : int(n)].numpy() for i, n in enumerate(enc.lengths)], model.encoder.num_tapped
+        )
         out.append({**b, "features": None, "hidden_states": states, "lengths": lengths})
     return out
 
@@ -128,8 +165,11 @@ def epoch(model: LALM, batches: list[dict], pack_length: int | None = None, full
         total, n = 0.0, 0
         for b in batches:
             if b["hidden_states"] is not None:
-                out = model(conversations=b["conversations"], encoder_output=EncoderOutput(b["hidden_states"], b["lengths"]),
-                            pack_length=pack_length)
+                out = model(
+                    conversations=b["conversations"],
+                    encoder_output=EncoderOutput(b["hidden_states"], b["lengths"]),
+                    pack_length=pack_length,
+                )
             else:
                 out = model(conversations=b["conversations"], features=b["features"], pack_length=pack_length)
             out["loss"].backward()
@@ -163,17 +203,23 @@ def padding_share(batches: list[dict], model: LALM, pack_length: int | None) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--clips", type=int, default=None, help="clips per epoch (default 32; --tiny 8)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per epoch (default 32; --tiny 4)")
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--max-seconds", type=float, default=6.0)
     parser.add_argument("--batch_size", type=int, default=4, help="rows per batch of the unpacked default")
-    parser.add_argument("--batch-tokens", type=int, default=None, help="token budget (default 16 x the baseline's mean row)")
-    parser.add_argument("--pack-length", type=int, default=None, help="longest packed sequence (default lalm.max_seq_len)")
-    parser.add_argument("--atol", type=float, default=None, help="allowed loss difference (default 1e-4 fp32, 2e-2 bf16)")
+    parser.add_argument(
+        "--batch-tokens", type=int, default=None, help="token budget (default 16 x the baseline's mean row)"
+    )
+    parser.add_argument(
+        "--pack-length", type=int, default=None, help="longest packed sequence (default lalm.max_seq_len)"
+    )
+    parser.add_argument(
+        "--atol", type=float, default=None, help="allowed loss difference (default 1e-4 fp32, 2e-2 bf16)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
     args = parser.parse_args(argv)
     name = "tiny" if args.tiny else "demo"
-    clips = args.clips or (8 if args.tiny else 32)
+    clips = args.clips or (4 if args.tiny else 32)
     missing = missing_assets(name)
     if missing:
         sys.exit(f"[{name}] needs {', '.join(missing)} in {cache_dir() / 'models'}: run python tools/prepare_assets.py")
@@ -202,19 +248,39 @@ def main(argv: list[str] | None = None) -> int:
         }
         if "30 s padding" not in args.skip:
             ref = build(name, root, reference=True)
-            plan["30 s padding"] = (epoch(ref, collate(ref, rows, audio, args.batch_size, bucketing=False)), False, atol)
-        variants = [Variant(k, fn, expect_equal=eq, units=n, atol=tol) for k, (fn, eq, tol) in plan.items() if k not in args.skip]
+            plan["30 s padding"] = (
+                epoch(ref, collate(ref, rows, audio, args.batch_size, bucketing=False)),
+                False,
+                atol,
+            )
+        variants = [
+            Variant(k, fn, expect_equal=eq, units=n, atol=tol)
+            for k, (fn, eq, tol) in plan.items()
+            if k not in args.skip
+        ]
         counts = model.parameter_counts()["all"]
-        print(f"[{name}] {counts['trainable']:,} trainable / {counts['total']:,} params; {clips} clips of "
-              f"{args.min_seconds:g}-{args.max_seconds:g} s; baseline batch {args.batch_size} ({len(base)} steps); token budget "
-              f"{budget} ({len(budget_batches)} steps), pack length {pack_length}; torch threads {torch.get_num_threads()}")
-        print(f"  padding share of LLM positions: unpacked {padding_share(base, model, None):.1%}, token budget "
-              f"{padding_share(budget_batches, model, None):.1%}, token budget + packing "
-              f"{padding_share(budget_batches, model, pack_length):.1%}")
-        result = compare(f"[{name}] training epoch (forward + backward + AdamW)", variants, baseline="unpacked default",
-                         repeats=args.repeats, unit="samples")
-    write_json(args.json, {"config": name, "clips": clips, "batch_tokens": budget, "pack_length": pack_length,
-                           **result.to_dict()})
+        print(
+            f"[{name}] {counts['trainable']:,} trainable / {counts['total']:,} params; {clips} clips of "
+            f"{args.min_seconds:g}-{args.max_seconds:g} s; baseline batch {args.batch_size} ({len(base)} steps); "
+            f"token budget {budget} ({len(budget_batches)} steps), pack length {pack_length}; "
+            f"torch threads {torch.get_num_threads()}"
+        )
+        print(
+            f"  padding share of LLM positions: unpacked {padding_share(base, model, None):.1%}, token budget "
+            f"{padding_share(budget_batches, model, None):.1%}, token budget + packing "
+            f"{padding_share(budget_batches, model, pack_length):.1%}"
+        )
+        result = compare(
+            f"[{name}] training epoch (forward + backward + AdamW)",
+            variants,
+            baseline="unpacked default",
+            repeats=args.repeats,
+            unit="samples",
+        )
+    write_json(
+        args.json,
+        {"config": name, "clips": clips, "batch_tokens": budget, "pack_length": pack_length, **result.to_dict()},
+    )
     return 0
 
 

@@ -2,8 +2,6 @@
 
 import io
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,10 +20,13 @@ def test_harness_interleaves_and_reports_against_the_baseline():
         def run():
             calls.append(name)
             return value
+
         return run
 
     out = io.StringIO()
-    result = compare("t", [Variant("a", make("a", [1, 2])), Variant("b", make("b", [1, 2]))], baseline="a", repeats=5, out=out)
+    result = compare(
+        "t", [Variant("a", make("a", [1, 2])), Variant("b", make("b", [1, 2]))], baseline="a", repeats=5, out=out
+    )
     assert calls[:4] == ["a", "b", "b", "a"]  # interleaved, order rotated each round
     assert len(calls) == 12  # 1 warm-up + 5 timed rounds, 2 variants
     assert result.row("a")["ratio"] == 1.0 and result.row("b")["repeats"] == 5
@@ -34,11 +35,25 @@ def test_harness_interleaves_and_reports_against_the_baseline():
 
 def test_harness_catches_a_variant_computing_something_else():
     with pytest.raises(OutputMismatch, match="fast"):
-        compare("t", [Variant("ref", lambda: ["a cat"]), Variant("fast", lambda: ["a dog"])], baseline="ref", repeats=1,
-                out=io.StringIO())
+        compare(
+            "t",
+            [Variant("ref", lambda: ["a cat"]), Variant("fast", lambda: ["a dog"])],
+            baseline="ref",
+            repeats=1,
+            out=io.StringIO(),
+        )
     # allowed to differ: reported, not raised; numeric outputs within atol are equal
-    result = compare("t", [Variant("ref", lambda: 1.0), Variant("other", lambda: 2.0, expect_equal=False),
-                           Variant("close", lambda: 1.0 + 1e-7, atol=1e-6)], baseline="ref", repeats=1, out=io.StringIO())
+    result = compare(
+        "t",
+        [
+            Variant("ref", lambda: 1.0),
+            Variant("other", lambda: 2.0, expect_equal=False),
+            Variant("close", lambda: 1.0 + 1e-7, atol=1e-6),
+        ],
+        baseline="ref",
+        repeats=1,
+        out=io.StringIO(),
+    )
     assert result.row("other")["output_diff"] == 1.0
     assert difference({"x": [1, 2]}, {"x": [1, 3]}) == float("inf")
     with pytest.raises(ValueError, match="baseline"):
@@ -57,10 +72,17 @@ BENCHES = {
 
 @pytest.mark.parametrize("name", sorted(BENCHES))
 def test_benchmark_runs_at_tiny_size(name, tmp_path):
+    # In this process (imports and tiny models are shared across the six), each through its own main().
+    import importlib
+
+    import torch
+
+    threads = torch.get_num_threads()
     out = tmp_path / "result.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--tiny", "--json", str(out), *BENCHES[name]],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    try:
+        code = importlib.import_module(name).main(["--tiny", "--json", str(out), *BENCHES[name]])
+    finally:
+        torch.set_num_threads(threads)  # the benchmarks pin one thread
+    assert code == 0
     report = json.loads(out.read_text())
     assert report, f"{name} wrote an empty report"

@@ -19,8 +19,11 @@ def conversations(model):
     fmt = model.formatter
     return [
         fmt.encode(conv(f"{AUDIO_TOKEN}\nWhat is said?"), ["hello"], response="Short."),
-        fmt.encode(conv(f"Listen: {AUDIO_TOKEN} then {AUDIO_TOKEN}. Compare them in detail please.", 2), ["a b c", ""],
-                   response="A much longer answer than the other one, with many words."),
+        fmt.encode(
+            conv(f"Listen: {AUDIO_TOKEN} then {AUDIO_TOKEN}. Compare them in detail please.", 2),
+            ["a b c", ""],
+            response="A much longer answer than the other one, with many words.",
+        ),
         fmt.encode(conv(f"{AUDIO_TOKEN}\nDescribe it."), ["one two three four"], response="Music and a dog."),
     ]
 
@@ -117,9 +120,51 @@ def test_token_budget_batches_fit_and_cover():
 def test_budget_batches_split_evenly_across_ranks():
     durations = [1.0 + (i % 5) for i in range(33)]
     tokens = [50 + (i % 5) * 20 for i in range(33)]
-    ranks = [list(BucketBatchSampler(durations, tokens, batch_size=64, seed=1, num_replicas=2, rank=r, batch_tokens=300))
-             for r in range(2)]
+    ranks = [
+        list(BucketBatchSampler(durations, tokens, batch_size=64, seed=1, num_replicas=2, rank=r, batch_tokens=300))
+        for r in range(2)
+    ]
     assert len(ranks[0]) == len(ranks[1])
     assert set(i for r in ranks for b in r for i in b) == set(range(33))
     with pytest.raises(ValueError, match="batch_tokens"):
         BucketBatchSampler(durations, tokens, batch_size=4, batch_tokens=0)
+
+
+def _train_losses(root, **train):
+    import test_train_fakes as fakes
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from toolkit.bin.train import main
+
+    corpus = fakes.make_corpus(root, n_train=16, n_dev=0)
+    cfg = fakes.write_config(root, corpus, train={"max_steps": 3, "batch_size": 16, "batch_tokens": 300, **train})
+    assert main(["--config", str(cfg)]) == 0
+    ev = EventAccumulator(str(root / "exp" / "tb"), size_guidance={"scalars": 0}).Reload()
+    return [e.value for e in ev.Scalars("train/loss")]
+
+
+def test_training_cli_packed_losses_equal_unpacked(tmp_path, monkeypatch):
+    # Same token-budget batches, same dropout draws: packing must leave every step's loss unchanged.
+    unpacked = _train_losses(tmp_path / "a")
+    sequences = []
+    original = LALM._assemble_packed
+
+    def spy(self, rows_ids, *rest):
+        out = original(self, rows_ids, *rest)
+        sequences.append((len(rows_ids), out["inputs_embeds"].shape[0]))
+        return out
+
+    monkeypatch.setattr(LALM, "_assemble_packed", spy)
+    packed = _train_losses(tmp_path / "b", packing=True, pack_length=256)
+    assert len(sequences) == 3 and sum(n for n, _ in sequences) > sum(p for _, p in sequences), sequences  # really packed
+    assert len(unpacked) == len(packed) == 3
+    assert packed == pytest.approx(unpacked, rel=1e-5, abs=1e-6)
+
+
+def test_pack_length_without_packing_is_refused():
+    from toolkit.bin.train import TrainSettings
+
+    problems = TrainSettings(output_dir="x", data={"train_jsonl": "t"}, pack_length=64, max_steps=1).problems()
+    assert any("train.packing" in p for p in problems)
+    problems = TrainSettings(output_dir="x", data={"train_jsonl": "t"}, batch_tokens=0, max_steps=1).problems()
+    assert any("train.batch_tokens must be > 0" in p for p in problems)
