@@ -61,8 +61,15 @@ class TrainSettings:
         num_nodes: machines (multi-node runs under torchrun or SLURM).
         strategy: ``auto``, ``ddp``, ``fsdp``, ``deepspeed_stage_2``, ``deepspeed_stage_3``.
         find_unused_parameters: DDP's flag (true only if some trainable weights skip some batches).
-        precision: ``auto`` (bf16-mixed where bf16 is native, else 32-true), ``32-true``, ``bf16-mixed``, ``16-mixed`` (GPU only), ``bf16-true``.
-        batch_size: samples per device per micro-batch.
+        precision: ``auto`` (bf16-mixed where bf16 is native, else 32-true), ``32-true``, ``bf16-mixed``,
+            ``16-mixed`` (GPU only), ``bf16-true``.
+        batch_size: samples per device per micro-batch (with a budget below: the most rows a batch may hold).
+        batch_tokens: token budget per micro-batch: rows x longest row (LLM positions, audio vectors
+            included) stays within it, so short clips come many to a batch (null: fixed batch_size).
+        batch_seconds: the same budget in audio seconds (rows x longest clip); both may be set.
+        packing: lay each batch's rows end to end in LLM sequences of at most ``pack_length``
+            positions, with no attention between rows (same loss; less padding). Off by default.
+        pack_length: longest packed sequence (null: lalm.max_seq_len, or the longest row if longer).
         eval_batch_size: validation batch size (null: batch_size).
         accumulate_grad_batches: micro-batches per optimizer step (null: 1, or derived from global_batch_size).
         global_batch_size: samples per optimizer step over all devices; sets the accumulation so
@@ -97,6 +104,10 @@ class TrainSettings:
     find_unused_parameters: bool = False
     precision: str = "32-true"
     batch_size: int = 12
+    batch_tokens: int | None = None
+    batch_seconds: float | None = None
+    packing: bool = False
+    pack_length: int | None = None
     eval_batch_size: int | None = None
     accumulate_grad_batches: int | None = None
     global_batch_size: int | None = None
@@ -142,6 +153,12 @@ class TrainSettings:
             p.append(f"train.max_steps must be >= 1 or -1, got {self.max_steps}")
         if self.batch_size < 1:
             p.append(f"train.batch_size must be >= 1, got {self.batch_size}")
+        for name in ("batch_tokens", "batch_seconds", "pack_length"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                p.append(f"train.{name} must be > 0 or null, got {value}")
+        if self.pack_length is not None and not self.packing:
+            p.append(f"train.pack_length={self.pack_length} is set but train.packing is false; set train.packing=true or drop it")
         if self.lr <= 0:
             p.append(f"train.lr must be > 0, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -258,6 +275,13 @@ def build_strategy(settings: TrainSettings) -> Any:
     return settings.strategy
 
 
+def pack_length(settings: TrainSettings, model: Any) -> int | None:
+    """Longest packed LLM sequence for ``train.packing`` (None: packing off)."""
+    if not settings.packing:
+        return None
+    return settings.pack_length or model.max_seq_len or 1024
+
+
 def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     """Build model, data, module and trainer in dependency order."""
     import lightning as L
@@ -305,7 +329,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     datamodule = AQADataModule(**data_args, collator=collator, batch_size=settings.batch_size,
                                eval_batch_size=settings.eval_batch_size, num_workers=settings.num_workers,
                                seed=settings.seed, bad_audio_path=str(out / "bad_audio.txt"),
-                               encoder_config=to_container(cfg.encoder))
+                               encoder_config=to_container(cfg.encoder), batch_tokens=settings.batch_tokens,
+                               batch_seconds=settings.batch_seconds)
     datamodule.setup("fit")
     has_dev = bool(datamodule.dev_samples)
     if not has_dev:
@@ -319,7 +344,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
     module = LALMTrainingModule(model, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay,
                                 warmup_steps=settings.warmup_steps, num_val_generations=settings.num_val_generations,
                                 val_generation_max_new_tokens=settings.val_generation_max_new_tokens,
-                                config=to_container(cfg))
+                                config=to_container(cfg), pack_length=pack_length(settings, model))
     module.val_generation_samples = datamodule.dev_samples[: settings.num_val_generations]
     if hasattr(datamodule, "dev_source_of"):  # a mix: val/loss/<source> beside val/loss
         module.set_val_sources(datamodule.dev_source_of)

@@ -198,11 +198,16 @@ class LALM(nn.Module):
         conversations: Sequence[TokenizedConversation],
         audio_embeds: torch.Tensor | None,
         audio_lengths: torch.Tensor | None,
+        pack_length: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Left-padded ``inputs_embeds``, ``attention_mask``, ``position_ids`` and ``labels``.
 
         Audio ``k`` of the flat batch (conversation order) fills ``audio_lengths[k]`` placeholder
         positions at its slot; their embeddings are overwritten with its vectors.
+
+        ``pack_length`` packs the rows into sequences of at most that many positions instead
+        (right-padded, positions restarted per row, a block-diagonal causal ``attention_mask`` in
+        the form the LLM's attention takes; see :mod:`toolkit.models.packing`).
         """
         lengths = [] if audio_lengths is None else audio_lengths.tolist()
         rows_ids, rows_labels, rows_audio = [], [], []
@@ -221,6 +226,9 @@ class LALM(nn.Module):
             rows_ids.append(ids), rows_labels.append(labels), rows_audio.append(is_audio)
         if k != len(lengths):
             raise ValueError(f"{len(lengths)} audios encoded but the conversations have {k} audio slots")
+        if pack_length is not None:
+            return self._assemble_packed(rows_ids, rows_labels, rows_audio, [len(c.audio_slots) for c in conversations],
+                                         audio_embeds, lengths, pack_length)
         width = max(len(r) for r in rows_ids)
         pad = self.llm.tokenizer.pad_token_id if self.llm.tokenizer is not None else 0
         device = self.device
@@ -240,17 +248,58 @@ class LALM(nn.Module):
         return {"inputs_embeds": embeds, "attention_mask": attention_mask, "position_ids": position_ids,
                 "labels": left_pad(rows_labels, IGNORE_INDEX)}
 
+    def _assemble_packed(self, rows_ids: list[list[int]], rows_labels: list[list[int]], rows_audio: list[list[bool]],
+                         slots_per_row: list[int], audio_embeds: torch.Tensor | None, lengths: list[int],
+                         pack_length: int) -> dict[str, torch.Tensor]:
+        from toolkit.models.packing import block_causal_mask, pack_rows, packed_positions
+
+        bins = pack_rows([len(r) for r in rows_ids], pack_length)
+        width = max(sum(len(rows_ids[i]) for i in b) for b in bins)
+        pad = self.llm.tokenizer.pad_token_id if self.llm.tokenizer is not None else 0
+        ids, labels, is_audio = [], [], []
+        for b in bins:
+            row_ids = [t for i in b for t in rows_ids[i]]
+            # A row's first label is never a target (the previous row's last position must not predict it).
+            row_labels = [IGNORE_INDEX if j == 0 else t for i in b for j, t in enumerate(rows_labels[i])]
+            row_audio = [t for i in b for t in rows_audio[i]]
+            fill = width - len(row_ids)
+            ids.append(row_ids + [pad] * fill)
+            labels.append(row_labels + [IGNORE_INDEX] * fill)
+            is_audio.append(row_audio + [False] * fill)
+        device = self.device
+        input_ids = torch.tensor(ids, device=device)
+        audio_mask = torch.tensor(is_audio, device=device)
+        embeds = self.llm.embed(input_ids)
+        if lengths:
+            # Audio vectors in packed order: audio k belongs to the conversation it was counted in.
+            per_row, k = [], 0
+            for n_slots in slots_per_row:
+                per_row.append(list(range(k, k + n_slots)))
+                k += n_slots
+            order = [a for b in bins for i in b for a in per_row[i]]
+            vectors = torch.cat([audio_embeds[a, : int(lengths[a])] for a in order])
+            embeds = embeds.masked_scatter(audio_mask.unsqueeze(-1), vectors.to(embeds.dtype))
+        positions, segments = packed_positions([[len(rows_ids[i]) for i in b] for b in bins], width)
+        mask = block_causal_mask(segments.to(device), self.llm.attn_implementation, embeds.dtype)
+        return {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions.to(device),
+                "labels": torch.tensor(labels, device=device)}
+
     # 4. loss -------------------------------------------------------------------------------
     def forward(
         self,
         conversations: Sequence[TokenizedConversation],
         features: dict[str, torch.Tensor] | None = None,
         encoder_output: EncoderOutput | None = None,
+        pack_length: int | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Token-mean cross-entropy over every supervised token of the batch (as HF computes it)."""
+        """Token-mean cross-entropy over every supervised token of the batch (as HF computes it).
+
+        ``pack_length`` packs the batch's rows into sequences of at most that many positions
+        (same loss up to float rounding; less padding, fewer and larger matmuls).
+        """
         has_audio = any(c.audio_slots for c in conversations)
         audio_embeds, audio_lengths = self.encode_audio(features, encoder_output) if has_audio else (None, None)
-        batch = self.assemble(conversations, audio_embeds, audio_lengths)
+        batch = self.assemble(conversations, audio_embeds, audio_lengths, pack_length=pack_length)
         labels = batch.pop("labels")
         targets = labels[:, 1:]
         mask = targets != IGNORE_INDEX

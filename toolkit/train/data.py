@@ -454,15 +454,26 @@ class BucketBatchSampler(Sampler[list[int]]):
     ``r, r + R, ...``: every rank runs the same number of steps (DDP never waits forever).
 
     ``bucketing=False`` gives plain shuffled batches (the naive path, for the benchmark).
+
+    Budgets: with ``batch_tokens`` and/or ``batch_seconds`` a batch is cut where one more row would
+    make ``rows x longest row`` exceed the budget (LLM positions, audio seconds), so short clips
+    come many to a batch and long ones few, at a near-constant step cost and memory;
+    ``batch_size`` then only caps the row count.  ``tokens`` should count the audio vectors too.
+    ``drop_last`` applies to fixed-size batches only.
     ``resume(epoch, batches_done)`` makes the next iteration of that epoch skip the batches a
     killed run had already trained on, so a resumed run sees the same data as an uninterrupted one.
     """
 
     def __init__(self, durations: Sequence[float], tokens: Sequence[int], batch_size: int, seed: int = 0,
                  num_replicas: int = 1, rank: int = 0, shuffle: bool = True, bucketing: bool = True,
-                 bucket_multiplier: int = 100, drop_last: bool = False, duration_quantum: float = 1.0):
+                 bucket_multiplier: int = 100, drop_last: bool = False, duration_quantum: float = 1.0,
+                 batch_tokens: int | None = None, batch_seconds: float | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value in (("batch_tokens", batch_tokens), ("batch_seconds", batch_seconds)):
+            if value is not None and value <= 0:
+                raise ValueError(f"train.{name} must be > 0 (or null for fixed-size batches), got {value}")
+        self.batch_tokens, self.batch_seconds = batch_tokens, batch_seconds
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.durations, self.tokens = list(durations), list(tokens)
@@ -498,12 +509,12 @@ class BucketBatchSampler(Sampler[list[int]]):
             mega = self.batch_size * max(1, self.bucket_multiplier)
             for start in range(0, n, mega):
                 chunk = sorted(order[start : start + mega], key=self._key)
-                batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+                batches += self._cut(chunk)
             if self.shuffle:
                 rng.shuffle(batches)
         else:
-            batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        if self.drop_last:
+            batches = self._cut(order)
+        if self.drop_last and not self._budgeted:
             batches = [b for b in batches if len(b) == self.batch_size]
         return batches
 
@@ -513,6 +524,33 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng.shuffle(order)
         return order
+
+    @property
+    def _budgeted(self) -> bool:
+        return self.batch_tokens is not None or self.batch_seconds is not None
+
+    def _cut(self, order: list[int]) -> list[list[int]]:
+        """Consecutive batches of ``order``: ``batch_size`` rows, or as many as the budgets allow."""
+        if not self._budgeted:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest_tokens, longest_seconds = 0, 0.0
+        for i in order:
+            tokens = max(longest_tokens, self.tokens[i])
+            seconds = max(longest_seconds, self.durations[i])
+            rows = len(current) + 1
+            over = (rows > self.batch_size
+                    or (self.batch_tokens is not None and rows * tokens > self.batch_tokens)
+                    or (self.batch_seconds is not None and rows * seconds > self.batch_seconds))
+            if over and current:  # a row over budget on its own still gets a batch
+                batches.append(current)
+                current, tokens, seconds = [], self.tokens[i], self.durations[i]
+            current.append(i)
+            longest_tokens, longest_seconds = tokens, seconds
+        if current:
+            batches.append(current)
+        return batches
 
     def _key(self, i: int) -> tuple[float, int]:
         q = self.duration_quantum
@@ -537,7 +575,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         n = len(self.durations)
-        if self.drop_last or self.bucketing:  # bucketing cuts per mega-batch: count exactly
+        if self.drop_last or self.bucketing or self._budgeted:  # cuts that depend on the rows: count exactly
             return len(self.rank_batches(self.epoch))
         return math.ceil(math.ceil(n / self.batch_size) / self.num_replicas)
 

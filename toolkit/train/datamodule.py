@@ -58,7 +58,8 @@ class AQADataModule(L.LightningDataModule):
     Keyword-only arguments are filled by the training CLI at run time.
     """
 
-    RUNTIME = frozenset({"collator", "batch_size", "eval_batch_size", "num_workers", "seed", "bad_audio_path", "encoder_config"})
+    RUNTIME = frozenset({"collator", "batch_size", "eval_batch_size", "num_workers", "seed", "bad_audio_path", "encoder_config",
+                         "batch_tokens", "batch_seconds"})
 
     def __init__(
         self,
@@ -79,6 +80,8 @@ class AQADataModule(L.LightningDataModule):
         seed: int = 0,
         bad_audio_path: str | None = None,
         encoder_config: dict[str, Any] | None = None,
+        batch_tokens: int | None = None,
+        batch_seconds: float | None = None,
     ):
         super().__init__()
         self.train_path, self.dev_path = train_jsonl, dev_jsonl
@@ -94,6 +97,7 @@ class AQADataModule(L.LightningDataModule):
         self.seed = seed
         self.bad_audio = BadAudioLog(bad_audio_path)
         self.encoder_config = encoder_config
+        self.batch_tokens, self.batch_seconds = batch_tokens, batch_seconds
         self.train_samples: list[Sample] = []
         self.dev_samples: list[Sample] = []
         self.stats: dict[str, Any] = {}
@@ -165,13 +169,21 @@ class AQADataModule(L.LightningDataModule):
         self.setup("fit")
         rank, world = self._rank_world()
         sampler = BucketBatchSampler(
-            [s.duration for s in self.train_samples], [s.est_tokens for s in self.train_samples],
+            [s.duration for s in self.train_samples], self.sample_tokens(),
             batch_size=self.batch_size, seed=self.seed, num_replicas=world, rank=rank,
             bucketing=self.bucketing, bucket_multiplier=self.bucket_multiplier,
+            batch_tokens=self.batch_tokens, batch_seconds=self.batch_seconds,
         )
         self._resume_position(sampler)
         self._train_sampler = sampler
         return self._loader(self._train_set, sampler)
+
+    def sample_tokens(self) -> list[int]:
+        """Per-sample length estimates for the sampler; with a token budget they count the audio vectors too."""
+        if self.batch_tokens is None:
+            return [s.est_tokens for s in self.train_samples]
+        count = self.collator.vector_count
+        return [s.est_tokens + sum(count(float(a.get("duration") or 0.0)) for a in s.audios) for s in self.train_samples]
 
     def _resume_position(self, sampler: BucketBatchSampler) -> None:
         """After a restart, skip the batches of the current epoch that the checkpoint already trained on.

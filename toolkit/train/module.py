@@ -102,6 +102,9 @@ class LALMTrainingModule(L.LightningModule):
         num_val_generations: dev samples answered greedily at every validation (rank 0).
         val_generation_max_new_tokens: answer budget of those generations.
         config: the resolved run config, stored in every checkpoint.
+        pack_length: pack each training batch's rows into sequences of at most this many LLM
+            positions (``train.packing``; same loss as unpacked, see ``toolkit/models/packing.py``);
+            None trains on padded rows.
     """
 
     def __init__(
@@ -114,9 +117,11 @@ class LALMTrainingModule(L.LightningModule):
         num_val_generations: int = 4,
         val_generation_max_new_tokens: int = 64,
         config: Mapping[str, Any] | None = None,
+        pack_length: int | None = None,
     ):
         super().__init__()
         self.model = model
+        self.pack_length = pack_length
         self.lr, self.betas, self.weight_decay = lr, tuple(betas), weight_decay
         self.warmup_steps = warmup_steps
         self.num_val_generations = num_val_generations
@@ -145,10 +150,12 @@ class LALMTrainingModule(L.LightningModule):
 
     # -------------------------------------------------------------------------- forward
     def _forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        # Validation stays unpacked: its loss sums are what every packing setting is compared by.
+        pack = self.pack_length if self.training else None
         if batch["hidden_states"] is not None:
             enc = EncoderOutput(hidden_states=list(batch["hidden_states"]), lengths=batch["lengths"])
-            return self.model(conversations=batch["conversations"], encoder_output=enc)
-        return self.model(conversations=batch["conversations"], features=batch["features"])
+            return self.model(conversations=batch["conversations"], encoder_output=enc, pack_length=pack)
+        return self.model(conversations=batch["conversations"], features=batch["features"], pack_length=pack)
 
     def _all_ranks_any(self, flag: bool) -> bool:
         """True on every rank if ``flag`` is True on any rank (one tiny all-reduce)."""

@@ -20,7 +20,9 @@ class LanguageModel(nn.Module, metaclass=abc.ABCMeta):
     - ``embed(input_ids)``: token embeddings from the frozen table;
     - ``decoder_hidden_states(inputs_embeds, attention_mask, position_ids)``: last hidden states,
       so the LM head can run on target positions only;
-    - ``lm_head``: the output projection.
+    - ``lm_head``: the output projection;
+    - ``attn_implementation``: how attention runs (``eager``, ``sdpa``, ``flash_attention_2``...),
+      which decides the form a packed batch's block-diagonal mask takes (``toolkit/models/packing.py``).
     """
 
     model: nn.Module
@@ -33,8 +35,14 @@ class LanguageModel(nn.Module, metaclass=abc.ABCMeta):
         ...
 
     @abc.abstractmethod
-    def decoder_hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def decoder_hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                              position_ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         ...
+
+    @property
+    def attn_implementation(self) -> str:
+        # An explicit additive mask is the form every implementation accepts.
+        return "eager"
 
 
 LLMS = Registry("llm", base=LanguageModel)

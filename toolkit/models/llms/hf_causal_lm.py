@@ -184,7 +184,12 @@ class HFCausalLM(LanguageModel):
     def lm_head(self) -> torch.nn.Module:
         return self._base().get_output_embeddings()
 
-    def decoder_hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    @property
+    def attn_implementation(self) -> str:
+        return str(getattr(self._base().config, "_attn_implementation", None) or "eager")
+
+    def decoder_hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                              position_ids: torch.Tensor) -> torch.Tensor:
         decoder = self._base().get_decoder()
         out = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state

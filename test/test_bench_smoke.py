@@ -1,0 +1,88 @@
+"""Every benchmark under bench/ runs at its tiny size (so none can rot), and the harness catches wrong outputs."""
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from harness import OutputMismatch, Variant, compare, difference  # noqa: E402
+
+
+def test_harness_interleaves_and_reports_against_the_baseline():
+    calls = []
+
+    def make(name, value):
+        def run():
+            calls.append(name)
+            return value
+
+        return run
+
+    out = io.StringIO()
+    result = compare(
+        "t", [Variant("a", make("a", [1, 2])), Variant("b", make("b", [1, 2]))], baseline="a", repeats=5, out=out
+    )
+    assert calls[:4] == ["a", "b", "b", "a"]  # interleaved, order rotated each round
+    assert len(calls) == 12  # 1 warm-up + 5 timed rounds, 2 variants
+    assert result.row("a")["ratio"] == 1.0 and result.row("b")["repeats"] == 5
+    assert "min-max" in out.getvalue() and "equal" in out.getvalue()
+
+
+def test_harness_catches_a_variant_computing_something_else():
+    with pytest.raises(OutputMismatch, match="fast"):
+        compare(
+            "t",
+            [Variant("ref", lambda: ["a cat"]), Variant("fast", lambda: ["a dog"])],
+            baseline="ref",
+            repeats=1,
+            out=io.StringIO(),
+        )
+    # allowed to differ: reported, not raised; numeric outputs within atol are equal
+    result = compare(
+        "t",
+        [
+            Variant("ref", lambda: 1.0),
+            Variant("other", lambda: 2.0, expect_equal=False),
+            Variant("close", lambda: 1.0 + 1e-7, atol=1e-6),
+        ],
+        baseline="ref",
+        repeats=1,
+        out=io.StringIO(),
+    )
+    assert result.row("other")["output_diff"] == 1.0
+    assert difference({"x": [1, 2]}, {"x": [1, 3]}) == float("inf")
+    with pytest.raises(ValueError, match="baseline"):
+        compare("t", [Variant("a", lambda: 0)], baseline="nope", out=io.StringIO())
+
+
+BENCHES = {
+    "train_step": ["--repeats", "1"],
+    "decode": ["--repeats", "1"],
+    "selfgen": ["--repeats", "1"],
+    "serve": ["--repeats", "1"],
+    "reference": ["--repeats", "1"],
+    "gpu": ["--steps", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BENCHES))
+def test_benchmark_runs_at_tiny_size(name, tmp_path):
+    # In this process (imports and tiny models are shared across the six), each through its own main().
+    import importlib
+
+    import torch
+
+    threads = torch.get_num_threads()
+    out = tmp_path / "result.json"
+    try:
+        code = importlib.import_module(name).main(["--tiny", "--json", str(out), *BENCHES[name]])
+    finally:
+        torch.set_num_threads(threads)  # the benchmarks pin one thread
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report, f"{name} wrote an empty report"
