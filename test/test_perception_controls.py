@@ -70,6 +70,22 @@ def test_control_table_gain_and_oracle_share(tmp_path):
     assert "| test | gender | 10 | 80.0 [" in md and "+30.0" in md and "60 %" in md
 
 
+def test_instruction_following_rows_get_the_backbone_rate_and_no_constant(tmp_path):
+    def rows(answers):
+        return [{"id": f"u{i}#instruction_following", "task": "instruction_following", "metric": "ifeval",
+                 "reference": "", "prediction": a, "instruction_id_list": ["change_case:english_lowercase"],
+                 "kwargs": [{}]} for i, a in enumerate(answers)]
+
+    trained = rows(["a dog barks", "A Dog", "a cat", "A CAT"])  # 2/4 lowercase
+    oracle = tmp_path / "oracle.jsonl"
+    oracle.write_text("".join(json.dumps(r) + "\n" for r in rows(["a", "b", "c", "D"])))  # 3/4
+    [entry] = control_table({"test": trained}, {"oracle": {"test": oracle}}, ["constant", "oracle"], ["ifeval"])
+    assert entry["metric"] == "ifeval" and "constant" not in entry and "perception_gain" not in entry
+    assert entry["trained"]["value"] == 50.0 and entry["oracle"]["value"] == 75.0
+    md = render_controls([entry])
+    assert "| test | instruction_following | 4 | 50.0 [" in md and "| 75.0 [" in md
+
+
 def test_weighted_instruction_draws_are_deterministic_and_weighted():
     plain = InstructionPool(seed=0)
     weighted = InstructionPool(seed=0, category_weights={"music": 20})

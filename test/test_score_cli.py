@@ -100,3 +100,21 @@ def test_misspelled_scorer_name_is_refused(tmp_path):
     config.write_text(f"score:\n  out_dir: {tmp_path / 'out'}\n  inputs: [{decode}]\n  scorers: {{wre: {{}}}}\n")
     with pytest.raises(ConfigError, match="score.scorers.wre"):
         main(["--config", str(config)])
+
+
+def test_gather_results_controls_table_puts_the_backbone_beside_each_variant(tmp_path):
+    import json
+
+    dirs = []
+    for name, trained in (("selfgen", 60.0), ("labels", 20.0)):
+        d = run_score(tmp_path, name, True)
+        entry = {"set": "test", "task": "instruction_following", "trained": {"value": trained, "n": 10},
+                 "oracle": {"value": 70.0, "n": 10}}
+        (d / "controls.json").write_text(json.dumps([entry]))
+        dirs.append(str(d))
+    out = tmp_path / "compare"
+    assert gather_results.main([*dirs, "--out", str(out)]) == 0
+    md = (out / "controls.md").read_text()
+    assert "| set | task | selfgen | labels | backbone + description |" in md
+    assert "| test | instruction_following | 60.00 | 20.00 | 70.00 |" in md
+    assert (out / "controls.png").read_bytes()[:4] == b"\x89PNG"

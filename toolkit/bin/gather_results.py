@@ -5,7 +5,10 @@
 Writes ``<out>/comparison.md`` and ``comparison.csv`` (one row per set and metric, one column
 per experiment) and ``comparison.png`` (grouped bars; WER/CER are error rates, lower is better).
 Only overall rows are compared (breakdown rows like ``mmau[task=sound]`` are left out unless
-``--breakdown``).
+``--breakdown``). Where every experiment has stage 7's ``controls.json`` (``score.controls:``), a second
+table, ``controls.md`` / ``controls.png``, puts each experiment's per-task score (closed-set accuracy,
+instruction following) beside the backbone reading the seed description (the oracle), so an ablation
+shows what each variant keeps of the backbone's own skills.
 """
 
 from __future__ import annotations
@@ -38,6 +41,69 @@ def build_table(exp_dirs: list[str], metrics: list[str] | None = None, breakdown
                 values[key] = {}
             values[key][tag] = r.value
     return tags, keys, values
+
+
+def controls_table(exp_dirs: list[str]) -> tuple[list[str], list[tuple[str, str]], dict] | None:
+    """``(tags, keys, values)`` from each experiment's ``controls.json``: keys ``(set, task)``, values per tag plus
+    ``"backbone + description"`` (the oracle, from the first experiment that has it). None if any lacks the file."""
+    import json
+
+    from toolkit.score.results import read_results
+
+    files = [Path(d) / "controls.json" for d in exp_dirs]
+    if not files or not all(f.is_file() for f in files):
+        return None
+    tags: list[str] = []
+    keys: list[tuple[str, str]] = []
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    oracle = "backbone + description"
+    for d, f in zip(exp_dirs, files):
+        tag, _ = read_results(d)
+        tag = f"{tag} ({d})" if tag in tags else tag
+        tags.append(tag)
+        for entry in json.loads(f.read_text()):
+            key = (str(entry["set"]), str(entry["task"]))
+            if key not in values:
+                keys.append(key)
+                values[key] = {}
+            values[key][tag] = float(entry["trained"]["value"])
+            if "oracle" in entry and oracle not in values[key]:
+                values[key][oracle] = float(entry["oracle"]["value"])
+    if any(oracle in v for v in values.values()):
+        tags.append(oracle)
+    return tags, keys, values
+
+
+def write_controls_outputs(tags: list[str], keys: list[tuple[str, str]], values: dict, out: Path) -> Path:
+    """``controls.md`` and ``controls.png``: per task, each experiment's score and the backbone's own."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Per task, beside the backbone reading the seed description", "",
+             "Closed-set tasks: accuracy (%); instruction_following: prompts whose constraint is followed (%).", "",
+             "| set | task | " + " | ".join(tags) + " |", "|---|---|" + "---:|" * len(tags)]
+    for key in keys:
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(_fmt(values[key].get(t)) for t in tags) + " |")
+    md = out / "controls.md"
+    md.write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(keys) * max(1, len(tags)) / 2 + 2), 4.5))
+    width = 0.8 / max(1, len(tags))
+    for i, tag in enumerate(tags):
+        ys = [values[k].get(tag, math.nan) for k in keys]
+        ax.bar([x + i * width for x in range(len(keys))], [0 if math.isnan(y) else y for y in ys], width, label=tag,
+               hatch="//" if i == len(tags) - 1 and tag.startswith("backbone") else None)
+    ax.set_xticks([x + width * (len(tags) - 1) / 2 for x in range(len(keys))])
+    ax.set_xticklabels([f"{k[0]}\n{k[1]}" for k in keys], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("% correct / followed")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "controls.png", dpi=100)
+    plt.close(fig)
+    return md
 
 
 def _fmt(v: float | None) -> str:
@@ -91,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     md, _, _ = write_outputs(tags, keys, values, Path(args.out))
     print(md.read_text())
+    per_task = controls_table(args.exp_dirs)
+    if per_task:
+        print(write_controls_outputs(*per_task, Path(args.out)).read_text())
     return 0
 
 

@@ -176,7 +176,7 @@ def _accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     correct = n = 0
     for metric, group in by_metric.items():
         build_scorer(metric).score(group)
-        correct += sum(int(r.get("score", 0)) for r in group)
+        correct += sum(int(r.get("score") or 0) for r in group)
         n += len(group)
     low, high = wilson_interval(correct, n)
     return {"correct": correct, "n": n, "value": 100.0 * correct / n if n else float("nan"), "ci95": [low, high]}
@@ -207,12 +207,18 @@ def control_table(trained: dict[str, Sequence[dict[str, Any]]], controls: dict[s
             def of(task_rows: Sequence[dict[str, Any]], task: str = task) -> list[dict[str, Any]]:
                 return [r for r in task_rows if str(r.get("task") or r.get("metric")) == task]
 
-            entry: dict[str, Any] = {"set": set_name, "task": task, "trained": _accuracy(of(rows))}
+            closed = all(r.get("metric") == "closed_set" for r in of(rows))
+            entry: dict[str, Any] = {"set": set_name, "task": task, "metric": "closed_set" if closed else
+                                     str(of(rows)[0].get("metric")), "trained": _accuracy(of(rows))}
             for condition in conditions:
                 if condition == "constant":
-                    entry["constant"] = best_constant(of(rows))
+                    if closed:  # one answer for every clip; a rule-checked answer (ifeval) has no such control
+                        entry["constant"] = best_constant(of(rows))
                 elif condition in control_rows:
                     entry[condition] = _accuracy(of(control_rows[condition]))
+            if not closed:  # instruction following: the trained rate beside the backbone's own (the oracle)
+                table.append(entry)
+                continue
             baselines = [entry[c]["value"] for c in ("silence", "untrained", "constant") if c in entry]
             best = max(baselines) if baselines else float("nan")
             entry["best_control"] = best
@@ -241,7 +247,10 @@ def render_controls(table: Sequence[dict[str, Any]]) -> str:
              "as a share of the oracle's.", "",
              "| set | task | n | trained | silence | untrained | constant | oracle | gain | of oracle |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    followed = [e for e in table if "perception_gain" not in e]
     for e in table:
+        if "perception_gain" not in e:
+            continue
         share = e.get("share_of_oracle_gain")
         constant = e.get("constant")
         const_cell = cell(constant) + (f" ({constant['answer']})" if constant and constant.get("answer") else "")
@@ -249,4 +258,11 @@ def render_controls(table: Sequence[dict[str, Any]]) -> str:
         lines.append(f"| {e['set']} | {e['task']} | {e['trained']['n']} | {cell(e['trained'])} | {cell(e.get('silence'))} | "
                      f"{cell(e.get('untrained'))} | {const_cell} | {oracle} | {e['perception_gain']:+.1f} | "
                      f"{'-' if share is None else f'{share:.0f} %'} |")
+    if followed:
+        lines += ["", "Instruction following (% of prompts whose rule-checked constraint is followed, strict): the "
+                  "trained model hearing the audio beside the backbone reading the seed description (its own rate).",
+                  "", "| set | task | n | trained | silence | untrained | backbone + description |", "|---|---|---|---|---|---|---|"]
+        for e in followed:
+            lines.append(f"| {e['set']} | {e['task']} | {e['trained']['n']} | {cell(e['trained'])} | "
+                         f"{cell(e.get('silence'))} | {cell(e.get('untrained'))} | {cell(e.get('oracle'))} |")
     return "\n".join(lines) + "\n"

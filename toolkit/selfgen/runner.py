@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class SelfGenItem:
     audio: dict[str, Any]
     seed_description: str
     prompt: str
+    metadata: dict[str, Any] = field(default_factory=dict)  # the clip's labels (the label-template targets)
+    text: str = ""  # the clip's transcript, if any
 
 
 def category_of(metadata: dict[str, Any], text: str | None) -> str:
@@ -73,7 +75,7 @@ def build_items(data_dirs: Sequence[str | os.PathLike], pool: Any, prompts_per_c
                 item_id = f"{utt.id}-p{k}"
                 yield SelfGenItem(id=item_id, utt_id=utt.id, dataset=str(utt.dataset or seeds[utt.id].get("dataset", "")),
                                   audio=audio, seed_description=seeds[utt.id]["seed_description"],
-                                  prompt=pool.sample(item_id, category))
+                                  prompt=pool.sample(item_id, category), metadata=dict(utt.metadata), text=utt.text or "")
 
 
 def training_row(item: SelfGenItem, response: str, finish_reason: str, num_tokens: int) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def run_selfgen(
             for it in batch:
                 conv = [{"role": "user", "content": template.format(seed_description=it.seed_description, prompt=it.prompt)}]
                 conversations.append(([{"role": "system", "content": system_prompt}] if system_prompt else []) + conv)
-            answers = backend.generate(conversations)
+            answers = backend.answer(batch, conversations)
             writer.write_batch(training_row(it, a.text, a.finish_reason, a.num_tokens) for it, a in zip(batch, answers, strict=True))
             stats["written"] += len(batch)
             stats["tokens"] += sum(a.num_tokens for a in answers)

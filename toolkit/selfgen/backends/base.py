@@ -27,5 +27,10 @@ class GenerationBackend(abc.ABC):
     def description(self) -> dict[str, Any]:
         """What produced the answers (recorded beside the output)."""
 
+    def answer(self, items: Sequence[Any], conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:
+        """The runner's entry point: one answer per item. LLM backends read only the conversations; a
+        backend that builds its answers from the clips' labels (``label_template``) reads the items."""
+        return self.generate(conversations)
+
 
 SELFGEN_BACKENDS = Registry("selfgen backend", base=GenerationBackend)
