@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.data.corpora.base import CORPORA, CorpusError, CorpusPreparer, eval_row, label_tasks, stable_hash
+from toolkit.data.corpora.base import CORPORA, CorpusError, CorpusPreparer, eval_row, label_tasks
 from toolkit.data.datadir import Utterance
+from toolkit.files import atomic_path
+from toolkit.jsonl import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -458,9 +460,8 @@ class MiniCorpus(CorpusPreparer):
             if clip.render is not None:
                 target = audio_dir / f"{clip.id}.wav"
                 if not target.exists():  # rendering is deterministic: a previous run's file is the same clip
-                    tmp = target.with_name(target.stem + ".tmp.wav")
-                    clip.render(tmp)
-                    tmp.replace(target)
+                    with atomic_path(target, keep_suffix=True) as tmp:  # <id>.tmp.wav: soundfile reads the suffix
+                        clip.render(tmp)
                 clip.audio = str(target)
         counts = {c: sum(x.category == c for x in clips) for c in ("speech", "sound", "music")}
         log.info("mini corpus: %d clips (%s)", len(clips), ", ".join(f"{v} {k}" for k, v in counts.items()))
