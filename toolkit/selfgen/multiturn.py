@@ -20,14 +20,13 @@ with the same backend. The pairing and the follow-up prompts are deterministic i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.jsonl import AppendOnlyJsonl, read_done_ids
+from toolkit.jsonl import AppendOnlyJsonl, read_done_ids, stable_hash
 from toolkit.models.chat import AUDIO_TOKEN
 
 FOLLOW_UPS = (
@@ -73,7 +72,7 @@ def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = 
         if second is None:
             break
         item_id = f"{first['id']}+{second['id']}"
-        k = int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % len(follow_ups)
+        k = stable_hash(item_id) % len(follow_ups)
         dataset = str(first.get("dataset", "")) if first.get("dataset") == second.get("dataset") else "multiturn"
         items.append(TwoTurnItem(id=item_id, dataset=dataset, first=first, second=second, follow_up=follow_ups[k]))
         if count is not None and len(items) >= count:

@@ -14,7 +14,6 @@ the seed descriptions read like DeSTA's (``Emotion: Angry, Gender: Female``).
 from __future__ import annotations
 
 import abc
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from toolkit.data.datadir import DataDir, Utterance, write_data_dir, write_jsonl
 from toolkit.data.section import STAGE_MARKERS
+from toolkit.jsonl import stable_hash
 from toolkit.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,6 @@ def normalise(value: str, table: Mapping[str, str], where: str) -> str:
         raise CorpusError(f"{where}: unknown value '{value}'; known: {', '.join(sorted(table))}. "
                           "Add it to the mapping table in the preparer's file")
     return table[value]
-
-
-def stable_hash(text: str) -> int:
-    """A hash that is the same in every process and Python version (``hash()`` is salted)."""
-    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16)
 
 
 def hash_split(key: str, dev_percent: int = 10, test_percent: int = 10) -> str:
