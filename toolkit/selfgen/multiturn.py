@@ -56,6 +56,12 @@ def _first_audio(row: Mapping[str, Any]) -> dict[str, Any]:
     return dict(audios[0])
 
 
+def _clip(row: Mapping[str, Any]) -> str:
+    """The clip a single-turn row is about: its utt id (rows of older runs: its audio source)."""
+    audio = _first_audio(row)
+    return str(audio.get("utt_id") or row.get("utt_id") or audio["audio"])
+
+
 def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = None,
                          follow_ups: Sequence[str] = FOLLOW_UPS) -> list[TwoTurnItem]:
     """Pair each usable single-turn row with the next one of another clip (in id order; deterministic).
@@ -67,8 +73,7 @@ def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = 
                     key=lambda r: str(r["id"]))
     items = []
     for i, first in enumerate(usable):
-        second = next((r for r in usable[i + 1:] + usable[:i]
-                       if _first_audio(r)["audio"] != _first_audio(first)["audio"]), None)
+        second = next((r for r in usable[i + 1:] + usable[:i] if _clip(r) != _clip(first)), None)
         if second is None:
             break
         item_id = f"{first['id']}+{second['id']}"

@@ -125,15 +125,13 @@ def eval_row(
 ) -> dict[str, Any]:
     """One eval manifest row (see the team's data contract). ``text`` is a given transcript or None (ASR).
 
-    ``utt_id`` is the data dir id of the clip (``bad_utts`` filtering uses it); ``id`` is unique per row.
+    ``utt_id`` is the data dir id of the clip, its only reference to the audio: decoding reads the audio from
+    ``wav.scp`` (:meth:`toolkit.data.datadir.DataDir.eval_rows`); ``id`` is unique per row.
     """
-    row = {"id": utt.id if task is None else f"{utt.id}#{task}", "dataset": utt.dataset, "audio": utt.audio,
-           "text": text, "prompt": prompt, "reference": reference, "metric": metric, "choices": choices,
-           "utt_id": utt.id}
+    row = {"id": utt.id if task is None else f"{utt.id}#{task}", "utt_id": utt.id, "dataset": utt.dataset,
+           "text": text, "prompt": prompt, "reference": reference, "metric": metric, "choices": choices}
     if task is not None:  # one clip may carry several questions; the row id then names the task
         row["task"] = task
-    if utt.start is not None or utt.end is not None:
-        row["start"], row["end"] = utt.start, utt.end
     return row
 
 
