@@ -17,7 +17,7 @@ Format (``train.data.feature_cache`` = ``<cache>``):
   without data dirs, the audio path and segment); ``keys.tsv`` maps them to the audio sources for humans.
 - ``cache_info.json``: ``num_tapped``, ``output_size``, ``frame_rate``, ``dtype`` and the encoder
   config that made it; training refuses a cache made by another encoder config.
-- ``bad_audio.txt``: unreadable clips (``utt_id<TAB>reason``); training skips those samples.
+- ``bad_audio.txt``: unreadable clips (``utt_id<TAB>reason``, the reason naming the source); training skips them.
 
 ``feats.scp`` is written last (renamed into place): it exists only for a complete cache.
 """
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         waves.append(load_audio(a["audio"], start=a.get("start"), end=a.get("end")))
                         batch_keys.append(k)
                     except AudioError as err:
-                        bad.write(f"{k}\t{err.reason}\n")
+                        bad.write(f"{k}\t{str(err).replace(chr(9), ' ')}\n")  # the reason names the source
                         n_bad += 1
                 if not waves:
                     continue
