@@ -13,6 +13,11 @@ A data dir ``data/<set>/`` holds (Kaldi conventions, ids sorted in C-locale byte
 - ``metadata.jsonl``  one JSON object per utterance: ``{"id", "dataset", ...attributes}``.
 - ``bad_utts``        ``<utt-id>\\t<reason>`` written by the check stage. Readers skip these ids and log
   how many, so nothing is dropped silently.
+- ``eval.jsonl``      eval splits: one question per row, naming its clip by ``utt_id`` only; the audio is
+  read from ``wav.scp`` when the manifest is read (:meth:`DataDir.eval_rows`).
+
+The utterance id is a clip's one identity in every later stage: self-generated rows, the feature cache,
+decode outputs and score details all carry it, and :class:`UttIndex` finds the clip again by it.
 
 Audio is always read through :func:`toolkit.audio.load_audio` (the one reader).
 """
