@@ -213,3 +213,12 @@ def test_train_jsonl_takes_globs_and_lists_of_shards(tmp_path):
     assert len(by_glob) == 6
     with pytest.raises(DataError, match="no file matches"):
         read_rows(str(tmp_path / "dev*.jsonl"))
+
+
+def test_a_feature_cache_keyed_the_old_way_is_refused_with_the_fix(tmp_path: Path):
+    from toolkit.train.data import CACHE_INFO, CACHE_SCP, FeatureCache
+
+    (tmp_path / CACHE_SCP).write_text("3f2a9c0e1b7d4a5e6f708192 feats.ark:10\n")  # sha1(source) keys
+    (tmp_path / CACHE_INFO).write_text(json.dumps({"num_tapped": 4}))
+    with pytest.raises(DataError, match="keyed by a hash of the audio path.*rebuild it"):
+        FeatureCache(tmp_path)

@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("the config has no 'encoder:' node; cache_features needs the encoder the model will use")
     out = Path(cache_dir)
     if (out / "feats.scp").is_file():
+        from toolkit.train.data import FeatureCache
+
+        FeatureCache(out)  # a cache keyed the old way (a hash of the audio path) fails here, naming the fix
         log.info("%s already holds a cache (feats.scp); remove the directory to rebuild it", out)
         return 0
 
