@@ -97,7 +97,8 @@ def test_bad_utts_are_skipped_and_logged(tmp_path, caplog):
 
 def test_eval_rows_take_the_audio_from_wav_scp_by_utt_id(tmp_path):
     wav, other = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav", seconds=1.0)
-    d = write_data_dir(tmp_path / "d", [Utterance("a", wav, "hi", duration=0.5), Utterance("b", other, "hi", duration=1.0)])
+    d = write_data_dir(tmp_path / "d", [Utterance("a", wav, "hi", duration=0.5),
+                                        Utterance("b", other, "hi", duration=1.0)])
     rows = [{"id": "a#asr", "utt_id": "a", "audio": "/stale/copy.wav"}, {"id": "b#asr", "utt_id": "b"}]
     (tmp_path / "d" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = d.eval_rows()

@@ -62,7 +62,8 @@ def write_results(results: Sequence[ResultRow], out_dir: str | os.PathLike, tag:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "RESULTS.md", out / "results.json"
-    atomic_write_text(js, json.dumps({"tag": tag, "results": [r.to_dict() for r in results]}, indent=1, ensure_ascii=False))
+    atomic_write_text(js, json.dumps({"tag": tag, "results": [r.to_dict() for r in results]}, indent=1,
+                                     ensure_ascii=False))
     atomic_write_text(md, render_markdown(results, tag))
     return md, js
 

@@ -208,8 +208,8 @@ def _from_data_dirs(a: dict[str, Any], row_id: str, where: str, utts: UttIndex) 
     if a.get("utt_id") is None:
         raise DataError(f"{where}: row '{row_id}' has no 'utt_id', so its clip cannot be found in train.data.data_dirs "
                         f"({', '.join(str(d.path) for d in utts.dirs)}). Rows written by self-generation before utt "
-                        "ids were recorded lack it: rerun stage 4 (./run.sh --stage 4 --stop_stage 4, after moving the old "
-                        "output away). Published DeSTA-AQA5M rows come without data dirs: set train.data.data_dirs=[] "
+                        "ids were recorded lack it: rerun stage 4 (./run.sh --stage 4 --stop_stage 4, after moving the "
+                        "old output away). Published DeSTA-AQA5M rows come without data dirs: set train.data.data_dirs=[] "
                         "and train.data.audio_root to where their audio is")
     utt = utts.utts.get(str(a["utt_id"]))
     if utt is None:

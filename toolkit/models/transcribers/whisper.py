@@ -74,7 +74,8 @@ class WhisperTranscriber(Transcriber):
             torch.set_num_threads(threads)  # importing silero_vad sets 1 thread for the whole process
         if self._vad_model is None:
             self._vad_model = load_silero_vad()
-        return bool(get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wave)), self._vad_model, sampling_rate=SAMPLE_RATE))
+        return bool(get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wave)), self._vad_model,
+                                          sampling_rate=SAMPLE_RATE))
 
     @torch.no_grad()
     def _asr(self, waves: list[np.ndarray]) -> list[str]:
