@@ -93,3 +93,37 @@ def test_bad_utts_are_skipped_and_logged(tmp_path, caplog):
         assert [r["utt_id"] for r in d.eval_rows()] == ["a", "c"]
     assert "skipping 1 of 3" in caplog.text
     assert d.ids(skip_bad=False) == ["a", "b", "c"]
+
+
+def test_eval_rows_take_the_audio_from_wav_scp_by_utt_id(tmp_path):
+    wav, other = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav", seconds=1.0)
+    d = write_data_dir(tmp_path / "d", [Utterance("a", wav, "hi", duration=0.5),
+                                        Utterance("b", other, "hi", duration=1.0)])
+    rows = [{"id": "a#asr", "utt_id": "a", "audio": "/stale/copy.wav"}, {"id": "b#asr", "utt_id": "b"}]
+    (tmp_path / "d" / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = d.eval_rows()
+    assert [(r["audio"], r["duration"]) for r in got] == [(wav, 0.5), (other, 1.0)]  # wav.scp and utt2dur win
+    (tmp_path / "d" / "eval.jsonl").write_text(json.dumps({"id": "a#asr", "audio": wav}) + "\n")
+    with pytest.raises(DataDirError, match=r"eval.jsonl:1: row 'a#asr' has no 'utt_id'.*rerun data preparation"):
+        d.eval_rows()
+    (tmp_path / "d" / "eval.jsonl").write_text(json.dumps({"id": "z#asr", "utt_id": "z"}) + "\n")
+    with pytest.raises(DataDirError, match="utt_id 'z' is not an utterance of this data dir"):
+        d.eval_rows()
+    bench = tmp_path / "bench"  # a benchmark set: no wav.scp, the rows carry their audio
+    bench.mkdir()
+    (bench / "eval.jsonl").write_text(json.dumps({"id": "q1", "audio": wav}) + "\n")
+    assert DataDir(bench).eval_rows() == [{"id": "q1", "audio": wav}]
+
+
+def test_utt_index_refuses_one_id_for_two_clips(tmp_path):
+    from toolkit.data.datadir import UttIndex
+
+    wav, other = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav")
+    write_data_dir(tmp_path / "d1", [Utterance("a", wav, "hi")])
+    write_data_dir(tmp_path / "d2", [Utterance("a", other, "hi")])
+    write_data_dir(tmp_path / "d3", [Utterance("a", wav, "hi")])
+    assert UttIndex([tmp_path / "d1", tmp_path / "d3"]).utts["a"].audio == wav  # the same clip twice is fine
+    with pytest.raises(DataDirError, match="utterance 'a' is in .*d1 and .*d2 with different audio"):
+        UttIndex([tmp_path / "d1", tmp_path / "d2"])
+    with pytest.raises(DataDirError, match="is not a directory"):
+        UttIndex([tmp_path / "missing"])

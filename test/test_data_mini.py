@@ -62,8 +62,9 @@ def test_small_build_is_balanced_and_deterministic(tmp_path, animals):
     rows = _read(tmp_path / "data" / "test" / "eval.jsonl")
     tasks = {r["task"] for r in rows}
     assert {"asr", "gender", "sound"} <= tasks and (("instrument" in tasks) == _has_music())
-    for r in rows:
-        assert set(r) >= {"id", "dataset", "audio", "text", "prompt", "reference", "metric", "choices"}
+    for r in rows:  # a row names its clip by utt id only; decoding reads the audio from wav.scp
+        assert set(r) >= {"id", "utt_id", "dataset", "text", "prompt", "reference", "metric", "choices"}
+        assert "audio" not in r and r["utt_id"] in sets["test"].by_id()
         assert r["text"] is None and r["metric"] in ("wer", "label_accuracy", "closed_set")
         if r["metric"] == "closed_set":  # the label is one of the options, listed in the question
             assert r["reference"] in r["choices"] and all(o in r["prompt"] for o in r["choices"])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import test_train_fakes as fakes
 from toolkit.train.data import (
@@ -14,7 +15,7 @@ from toolkit.train.data import (
     BadAudioLog,
     BucketBatchSampler,
     Collator,
-    DataDirInfo,
+    DataError,
     read_rows,
 )
 
@@ -42,17 +43,55 @@ def test_finish_reason_length_rows_excluded_and_counted(tmp_path: Path, caplog):
     assert samples[0].audios[0]["audio"] == str(tmp_path / "a.wav")
 
 
-def test_bad_utts_excluded_and_durations_from_utt2dur(tmp_path: Path):
+def _data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data" / "train"
     d.mkdir(parents=True)
-    (d / "wav.scp").write_text("utt0 /x/utt0.wav\nutt1 /x/utt1.wav\nutt2 /x/utt2.wav\n")
+    (d / "wav.scp").write_text("utt0 /x/utt0.wav\nutt1 /x/utt1.wav\nutt2 /new/utt2.flac\n")
     (d / "utt2dur").write_text("utt0 1.5\nutt1 2.5\nutt2 3.5\n")
     (d / "bad_utts").write_text("utt1\tnot decodable\n")
+    return d
+
+
+def test_clips_are_looked_up_by_utt_id_in_the_data_dirs(tmp_path: Path):
+    from toolkit.data.datadir import UttIndex
+
+    d = _data_dir(tmp_path)
+    rows = [{**_row(i, f"/x/utt{i}.wav"), "utt_id": f"utt{i}"} for i in range(3)]
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(_row(i, f"/x/utt{i}.wav")) + "\n" for i in range(3)))
-    samples, stats = read_rows(path, data_info=DataDirInfo.read([d]))
-    assert [s.id for s in samples] == ["utt0-p0", "utt2-p0"] and stats.bad_utts == 1
-    assert [s.duration for s in samples] == [1.5, 3.5]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples, stats = read_rows(path, utts=UttIndex([d]))
+    assert [s.id for s in samples] == ["utt0-p0", "utt2-p0"] and stats.bad_utts == 1  # utt1 is in bad_utts
+    assert [s.duration for s in samples] == [1.5, 3.5]  # utt2dur, no header read (the files do not exist)
+    assert [a["utt_id"] for s in samples for a in s.audios] == ["utt0", "utt2"]
+    assert samples[1].audios[0]["audio"] == "/new/utt2.flac"  # the source is wav.scp's, not the row's copy
+
+
+def test_rows_without_utt_id_are_refused_with_data_dirs(tmp_path: Path):
+    from toolkit.data.datadir import UttIndex
+
+    d = _data_dir(tmp_path)
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(_row(0, "/x/utt0.wav")) + "\n")  # an old self-generated row: no utt_id
+    with pytest.raises(DataError) as err:
+        read_rows(path, utts=UttIndex([d]))
+    assert f"{path}:1" in str(err.value) and "no 'utt_id'" in str(err.value) and "rerun stage 4" in str(err.value)
+    path.write_text(json.dumps({**_row(0, "/x/utt0.wav"), "utt_id": "elsewhere"}) + "\n")
+    with pytest.raises(DataError, match="utt_id 'elsewhere' is in none of train.data.data_dirs"):
+        read_rows(path, utts=UttIndex([d]))
+
+
+def test_published_rows_are_named_by_their_audio_path(tmp_path: Path):
+    from toolkit.train.data import clip_id
+
+    row = _row(0, "LibriTTS R/93/a.wav")
+    row["messages"][0]["audios"][0].update(start=1.0, end=2.5)
+    path = tmp_path / "aqa5m.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    samples, _ = read_rows(path, audio_root=str(tmp_path))
+    a = samples[0].audios[0]
+    assert a["utt_id"] == "LibriTTS%20R/93/a.wav@1.0-2.5" and a["audio"] == str(tmp_path / "LibriTTS R/93/a.wav")
+    assert clip_id({"audio": "x y.wav", "utt_id": "u7"}) == "u7"  # an utt id always wins
+    assert clip_id({"audio": "a%20b.wav"}) != clip_id({"audio": "a b.wav"})  # one id per path
 
 
 def _dataset_and_collator(tmp_path: Path, corpus: dict, bad_log: Path):
@@ -174,3 +213,12 @@ def test_train_jsonl_takes_globs_and_lists_of_shards(tmp_path):
     assert len(by_glob) == 6
     with pytest.raises(DataError, match="no file matches"):
         read_rows(str(tmp_path / "dev*.jsonl"))
+
+
+def test_a_feature_cache_keyed_the_old_way_is_refused_with_the_fix(tmp_path: Path):
+    from toolkit.train.data import CACHE_INFO, CACHE_SCP, FeatureCache
+
+    (tmp_path / CACHE_SCP).write_text("3f2a9c0e1b7d4a5e6f708192 feats.ark:10\n")  # sha1(source) keys
+    (tmp_path / CACHE_INFO).write_text(json.dumps({"num_tapped": 4}))
+    with pytest.raises(DataError, match="keyed by a hash of the audio path.*rebuild it"):
+        FeatureCache(tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,50 @@ def resample(samples: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> 
     return soxr.resample(samples, rate, target_rate).astype(np.float32)
 
 
+@dataclass
+class DecodedAudio:
+    """What :func:`decode_audio` read: the mono samples and what was done to get them (the check stage notes it)."""
+
+    samples: np.ndarray  # mono float32 at ``rate``
+    rate: int
+    source_rate: int
+    channels: int  # channels in the source (averaged to mono)
+    duration: float  # seconds of the (cut) clip, counted at the source rate
+    recording_seconds: float  # length of the whole recording
+    past_end: float  # seconds the requested segment ran past the recording's end (cut there); 0 when none
+
+
+def decode_audio(
+    source: str,
+    sample_rate: int | None = SAMPLE_RATE,
+    start: float | None = None,
+    end: float | None = None,
+    allow_pickle: bool | None = None,
+) -> DecodedAudio:
+    """The one decode path: ``source`` -> mono, cut to ``start``/``end`` (seconds), resampled to ``sample_rate``.
+
+    ``sample_rate=None`` keeps the source rate (a check that only measures needs no resampling).
+    A segment that starts past the end of the recording, or ends before it starts, raises :class:`AudioError`.
+    """
+    data, rate = read_audio_raw(source, allow_pickle=allow_pickle)
+    channels = data.shape[1]
+    mono = data.mean(axis=1) if channels > 1 else data[:, 0]
+    total = len(mono) / rate
+    past_end = 0.0
+    if start is not None or end is not None:
+        lo = int(round((start or 0.0) * rate))
+        hi = len(mono) if end is None else int(round(end * rate))
+        if lo >= len(mono) or hi <= lo:
+            raise AudioError(source, f"segment {start}-{end}s is outside the recording ({total:.2f}s)",
+                             "fix the times in the segments file")
+        past_end = max(0.0, (end or 0.0) - total) if end is not None else 0.0
+        mono = mono[lo:hi]
+    duration = len(mono) / rate
+    target = rate if sample_rate is None else sample_rate
+    samples = np.ascontiguousarray(resample(mono, rate, target), dtype=np.float32)
+    return DecodedAudio(samples, target, int(rate), channels, duration, total, past_end)
+
+
 def load_audio(
     source: str,
     sample_rate: int = SAMPLE_RATE,
@@ -191,16 +236,7 @@ def load_audio(
     end: float | None = None,
 ) -> np.ndarray:
     """Read ``source`` as mono float32 at ``sample_rate``; ``start``/``end`` (seconds) cut a segment."""
-    data, rate = read_audio_raw(source)
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if start is not None or end is not None:
-        lo = int(round((start or 0.0) * rate))
-        hi = len(mono) if end is None else int(round(end * rate))
-        if lo >= len(mono) or hi <= lo:
-            raise AudioError(source, f"segment {start}-{end}s is outside the audio ({len(mono) / rate:.2f}s)",
-                             "fix the times in the segments file")
-        mono = mono[lo:hi]
-    return np.ascontiguousarray(resample(mono, rate, sample_rate), dtype=np.float32)
+    return decode_audio(source, sample_rate, start, end).samples
 
 
 def audio_duration(source: str) -> float:

@@ -149,13 +149,9 @@ def to_container(node: Any) -> Any:
 
 def save_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
     """Write the resolved config next to the outputs it produced; returns the file path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / name
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(to_container(cfg))))
-    tmp.replace(target)
-    return target
+    from toolkit.files import atomic_write_text
+
+    return atomic_write_text(Path(out_dir) / name, OmegaConf.to_yaml(OmegaConf.create(to_container(cfg))))
 
 
 def check_section(node: Any, target: Any, where: str) -> list[str]:

@@ -18,12 +18,18 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def shard_of(item_id: str, nshards: int) -> int:
-    """Stable shard of an id (md5, not Python's salted ``hash``): ``--shard i --nshards n`` jobs on many
-    nodes split self-generation or decoding with no coordination, each id in exactly one shard."""
+def stable_hash(text: str) -> int:
+    """The one hash of the toolkit that is the same in every process, machine and Python version (``hash()``
+    is salted): the first 48 bits of the SHA-1 of ``text``.  Splits, shards and seeded draws derive from it."""
     import hashlib
 
-    return int(hashlib.md5(item_id.encode("utf-8")).hexdigest()[:8], 16) % nshards
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def shard_of(item_id: str, nshards: int) -> int:
+    """Stable shard of an id: ``--shard i --nshards n`` jobs on many nodes split self-generation or
+    decoding with no coordination, each id in exactly one shard."""
+    return stable_hash(item_id) % nshards
 
 
 def read_done_ids(path: str | os.PathLike, key: str = "id") -> set[str]:
@@ -80,14 +86,25 @@ def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, text.rstrip("\n").rstrip("\r")
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file (blank lines skipped); a bad line fails naming the file and line."""
+def numbered_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """``(line number, row)`` of every non-blank line of a JSONL file; a bad line fails naming the file and line."""
     for lineno, line in read_lines(path):
         if line.strip():
             try:
-                yield json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as err:
                 raise JsonlError(f"{path}:{lineno}: not valid JSON ({err}); fix or remove that line") from None
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file (blank lines skipped); a bad line fails naming the file and line."""
+    for _, row in numbered_rows(path):
+        yield row
+
+
+def json_line(row: Any) -> str:
+    """One JSONL line (no newline): UTF-8 kept as is, values JSON cannot hold (paths, numpy scalars) as text."""
+    return json.dumps(row, ensure_ascii=False, default=str)
 
 
 def jsonl_files(spec: str | os.PathLike | list, what: str = "jsonl") -> list[Path]:
@@ -105,15 +122,19 @@ def jsonl_files(spec: str | os.PathLike | list, what: str = "jsonl") -> list[Pat
     return files
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
-    """Write rows as JSONL atomically (a temporary file renamed over the target)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as JSONL atomically (:func:`toolkit.files.atomic_write`); returns the row count.
+
+    ``rows`` may be a generator that raises: the target is then left as it was.
+    """
+    from toolkit.files import atomic_write
+
+    n = 0
+    with atomic_write(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+            f.write(json_line(row) + "\n")
+            n += 1
+    return n
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -134,7 +155,7 @@ class AppendOnlyJsonl:
         return self
 
     def write_batch(self, rows: Iterable[dict[str, Any]]) -> None:
-        lines = [json.dumps(r, ensure_ascii=False, default=str) for r in rows]
+        lines = [json_line(r) for r in rows]
         if lines:
             self._f.write("\n".join(lines) + "\n")
             self._f.flush()

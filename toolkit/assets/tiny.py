@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from toolkit.audio import SAMPLE_RATE
+
 SEED = 0
 
 LLM_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
@@ -158,7 +160,8 @@ def _build_tiny_ssl(out_dir: str | Path, config_cls_name: str, model_cls_name: s
     torch.manual_seed(SEED)
     model = getattr(transformers, model_cls_name)(config).eval()
     model.save_pretrained(out)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(out)
     _stamp(out, architecture=model_cls_name)
     return out
 

@@ -12,12 +12,12 @@ Format (``train.data.feature_cache`` = ``<cache>``):
   the tapped states concatenated along the feature axis (one ark read per audio instead of one
   per tap), valid frames only (no padding stored).  Kaldi's own matrix format has no fp16, so
   entries use kaldiio's ``numpy`` write function (``.npy`` bytes inside the ark); ``kaldiio.load_mat``
-  / ``load_scp`` read them back as fp16 arrays.  Keys are
-  :func:`toolkit.train.data.audio_key` (a hash of the audio source and segment); ``keys.tsv``
-  maps them back to the sources for humans.
+  / ``load_scp`` read them back as fp16 arrays.  Keys are the clips' utt ids
+  (:func:`toolkit.train.data.clip_id`: the data dir id; for published DeSTA-AQA5M rows, which come
+  without data dirs, the audio path and segment); ``keys.tsv`` maps them to the audio sources for humans.
 - ``cache_info.json``: ``num_tapped``, ``output_size``, ``frame_rate``, ``dtype`` and the encoder
   config that made it; training refuses a cache made by another encoder config.
-- ``bad_audio.txt``: unreadable audio (``source<TAB>reason``); training skips those samples.
+- ``bad_audio.txt``: unreadable clips (``utt_id<TAB>reason``, the reason naming the source); training skips them.
 
 ``feats.scp`` is written last (renamed into place): it exists only for a complete cache.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError("the config has no 'encoder:' node; cache_features needs the encoder the model will use")
     out = Path(cache_dir)
     if (out / "feats.scp").is_file():
+        from toolkit.train.data import FeatureCache
+
+        FeatureCache(out)  # a cache keyed the old way (a hash of the audio path) fails here, naming the fix
         log.info("%s already holds a cache (feats.scp); remove the directory to rebuild it", out)
         return 0
 
@@ -67,17 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from toolkit.audio import AudioError, load_audio
+    from toolkit.data.datadir import DataDirError, UttIndex
+    from toolkit.files import atomic_path, atomic_write_text
     from toolkit.models.encoders import ENCODERS
-    from toolkit.train.data import CACHE_INFO, CACHE_SCP, DataDirInfo, audio_key, read_rows
+    from toolkit.train.data import CACHE_INFO, CACHE_KEYS, CACHE_SCP, read_rows
 
-    info = DataDirInfo.read(data.get("data_dirs") or [])
-    audios: dict[str, dict] = {}
+    try:
+        utts = UttIndex(data.get("data_dirs") or [])
+    except DataDirError as err:
+        raise ConfigError(f"train.data.data_dirs: {err}") from None
+    audios: dict[str, dict] = {}  # utt id -> the clip (read_rows gave it its id, source, segment and duration)
     for key in ("train_jsonl", "dev_jsonl"):
         if data.get(key):
-            samples, _ = read_rows(data[key], data.get("audio_root"), info)
+            samples, _ = read_rows(data[key], data.get("audio_root"), utts)
             for s in samples:
                 for a in s.audios:
-                    audios.setdefault(audio_key(a["audio"], a.get("start"), a.get("end")), a)
+                    audios.setdefault(a["utt_id"], a)
     order = sorted(audios, key=lambda k: audios[k].get("duration") or 0.0)  # similar lengths per batch: little padding
 
     # 2. set up
@@ -88,39 +95,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("Stage 5: feature cache: %d audios -> %s (encoder %s, %d taps x %d, fp16, valid frames only)",
              len(order), out, cfg.encoder.get("name"), encoder.num_tapped, encoder.output_size)
 
-    # 3. run
-    scp_tmp = out / f"{CACHE_SCP}.tmp"
+    # 3. run; feats.scp is renamed into place last: it exists only for a complete cache
     n_ok = n_bad = 0
-    with kaldiio.WriteHelper(f"ark,scp:{out / 'feats.ark'},{scp_tmp}", write_function="numpy") as writer, \
-            open(out / "keys.tsv", "w", encoding="utf-8") as keys, open(out / "bad_audio.txt", "w", encoding="utf-8") as bad:
-        for start in range(0, len(order), args.batch_size):
-            batch_keys, waves = [], []
-            for k in order[start : start + args.batch_size]:
-                a = audios[k]
-                try:
-                    waves.append(load_audio(a["audio"], start=a.get("start"), end=a.get("end")))
-                    batch_keys.append(k)
-                except AudioError as err:
-                    bad.write(f"{a['audio']}\t{err.reason}\n")
-                    n_bad += 1
-            if not waves:
-                continue
-            with torch.no_grad():
-                enc = encoder(**{k: v.to(device) for k, v in fx(waves).items()})
-            states = torch.cat(enc.hidden_states, dim=-1).to(torch.float16).cpu().numpy()
-            for i, k in enumerate(batch_keys):
-                writer(k, np.ascontiguousarray(states[i, : int(enc.lengths[i])]))
-                keys.write(f"{k}\t{audios[k]['audio']}\n")
-                n_ok += 1
-            log.info("%d / %d audios cached", n_ok + n_bad, len(order))
+    with atomic_path(out / CACHE_SCP) as scp_tmp:
+        with kaldiio.WriteHelper(f"ark,scp:{out / 'feats.ark'},{scp_tmp}", write_function="numpy") as writer, \
+                open(out / "keys.tsv", "w", encoding="utf-8") as keys, \
+                open(out / "bad_audio.txt", "w", encoding="utf-8") as bad:
+            for start in range(0, len(order), args.batch_size):
+                batch_keys, waves = [], []
+                for k in order[start : start + args.batch_size]:
+                    a = audios[k]
+                    try:
+                        waves.append(load_audio(a["audio"], start=a.get("start"), end=a.get("end")))
+                        batch_keys.append(k)
+                    except AudioError as err:
+                        bad.write(f"{k}\t{str(err).replace(chr(9), ' ')}\n")  # the reason names the source
+                        n_bad += 1
+                if not waves:
+                    continue
+                with torch.no_grad():
+                    enc = encoder(**{k: v.to(device) for k, v in fx(waves).items()})
+                states = torch.cat(enc.hidden_states, dim=-1).to(torch.float16).cpu().numpy()
+                for i, k in enumerate(batch_keys):
+                    writer(k, np.ascontiguousarray(states[i, : int(enc.lengths[i])]))
+                    keys.write(f"{k}\t{audios[k]['audio']}\n")
+                    n_ok += 1
+                log.info("%d / %d audios cached", n_ok + n_bad, len(order))
 
-    # 4. info, resolved config, scp last (its presence marks a complete cache)
-    (out / CACHE_INFO).write_text(json.dumps({
-        "num_tapped": encoder.num_tapped, "output_size": encoder.output_size, "frame_rate": encoder.frame_rate,
-        "dtype": "float16", "layout": "taps concatenated along the feature axis", "encoder": to_container(cfg.encoder),
-        "audios": n_ok, "bad_audios": n_bad}, indent=2))
-    save_resolved(cfg, out, "config.cache_features.yaml")
-    os.replace(scp_tmp, out / CACHE_SCP)
+        # 4. info and resolved config, before the scp
+        atomic_write_text(out / CACHE_INFO, json.dumps({
+            "num_tapped": encoder.num_tapped, "output_size": encoder.output_size, "frame_rate": encoder.frame_rate,
+            "dtype": "float16", "layout": "taps concatenated along the feature axis", "keys": CACHE_KEYS,
+            "encoder": to_container(cfg.encoder), "audios": n_ok, "bad_audios": n_bad}, indent=2))
+        save_resolved(cfg, out, "config.cache_features.yaml")
     log.info("done: %d audios cached, %d unreadable (listed in %s)", n_ok, n_bad, out / "bad_audio.txt")
     return 0
 

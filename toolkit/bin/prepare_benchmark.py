@@ -26,7 +26,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,28 +86,27 @@ def write_set(set_dir: Path, loaders: Sequence[tuple[dict[str, Any], Any]]) -> d
     """Write every loader's rows into ``<set_dir>/eval.jsonl`` (atomically); returns the summary."""
     from toolkit.score.benchmarks import BenchmarkError
 
-    set_dir.mkdir(parents=True, exist_ok=True)
-    target = set_dir / MANIFEST
-    tmp = target.with_name(target.name + ".tmp")
+    from toolkit.jsonl import write_jsonl
+
     seen: set[str] = set()
     counts, metrics = [], Counter()
-    with open(tmp, "w", encoding="utf-8") as f:
+
+    def checked() -> Iterator[dict[str, Any]]:  # raising here leaves the old manifest as it was
         for entry, loader in loaders:
             n = 0
             for row in loader.rows():
                 if row["id"] in seen:
-                    tmp.unlink(missing_ok=True)
                     raise BenchmarkError(f"{set_dir}: id {row['id']!r} appears twice (entry {entry['name']}); entries that share "
                                          f"a {SET_KEY} must yield distinct ids (e.g. give dynamic_superb tasks distinct 'task' names)")
                 seen.add(row["id"])
                 metrics[row.get("metric")] += 1
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 n += 1
+                yield row
             if n == 0:
-                tmp.unlink(missing_ok=True)
                 raise BenchmarkError(f"{set_dir}: benchmark entry {entry} produced no rows; check its local copy")
             counts.append(n)
-    tmp.replace(target)
+
+    write_jsonl(set_dir / MANIFEST, checked())
     return {"entries": [e for e, _ in loaders], "rows": counts, "total_rows": sum(counts), "metrics": dict(metrics)}
 
 

@@ -28,15 +28,12 @@ from toolkit.data.datadir import (
     DataDir,
     Utterance,
     is_speech_without_text,
-    read_jsonl,
     write_data_dir,
-    write_jsonl,
     write_table,
 )
 
 log = logging.getLogger(__name__)
 
-TARGET_RATE = 16000
 MAX_WORKERS = 2  # decoding is I/O + codec bound; more processes only fight over 2 cores here
 
 
@@ -61,42 +58,35 @@ def check_one(utt: Utterance, format_path: str | None = None,
     """
     import numpy as np
 
-    from toolkit.audio import AudioError, read_audio_raw, resample
+    from toolkit.audio import SAMPLE_RATE, AudioError, decode_audio
 
-    try:
-        data, rate = read_audio_raw(utt.audio, allow_pickle=allow_pickle)
+    try:  # the reader every stage uses; resampling only when a formatted copy is written
+        clip = decode_audio(utt.audio, SAMPLE_RATE if format_path is not None else None, utt.start, utt.end,
+                            allow_pickle=allow_pickle)
     except AudioError as err:
         return utt.id, None, err.reason + (f"; fix: {err.fix}" if err.fix else ""), ""
     except Exception as err:  # anything else a codec throws is still a bad file, not a crash
         return utt.id, None, f"{type(err).__name__}: {err}", ""
     notes = []
-    if rate != TARGET_RATE:
-        notes.append(f"sample rate {rate} Hz, resampled to {TARGET_RATE}")
-    if data.shape[1] != 1:
-        notes.append(f"{data.shape[1]} channels, downmixed to mono")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if utt.start is not None or utt.end is not None:
-        total = len(mono) / rate
-        start, end = utt.start or 0.0, total if utt.end is None else utt.end
-        if start >= total or end <= start:
-            return utt.id, None, f"segment {start}-{end}s outside the recording ({total:.2f}s)", ""
-        if end > total + 0.01:
-            notes.append(f"segment end {end}s past the recording end {total:.2f}s, cut there")
-        mono = mono[int(round(start * rate)):int(round(min(end, total) * rate))]
-    duration = len(mono) / rate
-    if duration <= 0:
+    if clip.source_rate != SAMPLE_RATE:
+        notes.append(f"sample rate {clip.source_rate} Hz, resampled to {SAMPLE_RATE}")
+    if clip.channels != 1:
+        notes.append(f"{clip.channels} channels, downmixed to mono")
+    if clip.past_end > 0.01:
+        notes.append(f"segment end {utt.end}s past the recording end {clip.recording_seconds:.2f}s, cut there")
+    if clip.duration <= 0:
         return utt.id, None, "zero duration", ""
     if format_path is not None:
         import soundfile as sf
 
-        out = resample(np.ascontiguousarray(mono, dtype=np.float32), rate, TARGET_RATE)
+        out = clip.samples
         peak = float(np.max(np.abs(out))) if out.size else 0.0
         if peak > 1.0:  # resampling can overshoot a full-scale signal; keep PCM from wrapping
             out = out / peak
             notes.append("peak above full scale after resampling, normalised")
         Path(format_path).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(format_path, out, TARGET_RATE, subtype="PCM_16")
-    return utt.id, duration, "", "; ".join(notes)
+        sf.write(format_path, out, SAMPLE_RATE, subtype="PCM_16")
+    return utt.id, clip.duration, "", "; ".join(notes)
 
 
 def _check_star(args: tuple[Utterance, str | None, bool]) -> tuple[str, float | None, str, str]:
@@ -167,17 +157,8 @@ def _write_formatted(data: DataDir, utts: list[Utterance], result: CheckResult, 
                     duration=result.durations[u.id]) for u in utts if u.id in result.durations]
     write_data_dir(root, good)
     write_table(root / "bad_utts", result.bad, sep="\t")
-    if data.file("eval.jsonl").exists():  # decoding reads the formatted audio too
-        rows = read_jsonl(data.file("eval.jsonl"))
-        new_audio = {u.id: u.audio for u in good}
-        utt_of = lambda r: r.get("utt_id", r["id"])  # noqa: E731
-        dropped = sum(utt_of(r) not in new_audio for r in rows)
-        if dropped:
-            log.warning("%s: %d eval rows left out of %s (their ids are in bad_utts)", data.file("eval.jsonl"),
-                        dropped, root / "eval.jsonl")
-        write_jsonl(root / "eval.jsonl",
-                    ({**{k: v for k, v in r.items() if k not in ("start", "end")}, "audio": new_audio[utt_of(r)]}
-                     for r in rows if utt_of(r) in new_audio))
-    for name in ("check_notes",):
+    # eval.jsonl rows name their utterance, and decoding reads its audio from this dir's wav.scp
+    # (DataDir.eval_rows), so the manifest travels unchanged; rows of bad utterances are skipped there.
+    for name in ("eval.jsonl", "check_notes"):
         if data.file(name).exists():
             shutil.copyfile(data.file(name), root / name)

@@ -13,15 +13,20 @@ A data dir ``data/<set>/`` holds (Kaldi conventions, ids sorted in C-locale byte
 - ``metadata.jsonl``  one JSON object per utterance: ``{"id", "dataset", ...attributes}``.
 - ``bad_utts``        ``<utt-id>\\t<reason>`` written by the check stage. Readers skip these ids and log
   how many, so nothing is dropped silently.
+- ``eval.jsonl``      eval splits: one question per row, naming its clip by ``utt_id`` only; the audio is
+  read from ``wav.scp`` when the manifest is read (:meth:`DataDir.eval_rows`).
+
+The utterance id is a clip's one identity in every later stage: self-generated rows, the feature cache,
+decode outputs and score details all carry it, and :class:`UttIndex` finds the clip again by it.
 
 Audio is always read through :func:`toolkit.audio.load_audio` (the one reader).
 """
 
 from __future__ import annotations
 
-from toolkit.jsonl import read_jsonl, read_lines, write_jsonl  # noqa: F401  (re-exported: the one JSONL reader/writer)
+# re-exported: the one JSONL reader/writer
+from toolkit.jsonl import numbered_rows, read_jsonl, read_lines, write_jsonl  # noqa: F401
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -30,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from toolkit.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class Utterance:
     def dataset(self) -> str | None:
         return self.metadata.get("dataset")
 
-    def load(self, sample_rate: int = 16000) -> np.ndarray:
+    def load(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """The utterance's samples, mono float32 at ``sample_rate``."""
         from toolkit.audio import load_audio
 
@@ -224,26 +231,99 @@ class DataDir:
     def __len__(self) -> int:
         return len(self._load())
 
+    def by_id(self) -> dict[str, Utterance]:
+        """Every utterance (bad ones included) by id."""
+        return {u.id: u for u in self._load()}
+
     def eval_rows(self, name: str = "eval.jsonl") -> list[dict[str, Any]]:
-        """The eval manifest of this set without the ids in ``bad_utts`` (logged), for decoding."""
-        rows = read_jsonl(self.file(name))
+        """The eval manifest of this set for decoding, each row with its clip's audio; ``bad_utts`` left out (logged).
+
+        In a data dir (it has ``wav.scp``) a row names its clip by ``utt_id`` and nothing else: its ``audio``, the
+        ``start``/``end`` of a segment and its ``duration`` (``utt2dur``) are filled in here from the data dir, so
+        moving or reformatting the audio (stage 2's ``format_dir``) never needs a manifest rewrite.  A benchmark set
+        (``toolkit.bin.prepare_benchmark``: a manifest without ``wav.scp``) carries ``audio`` in its rows instead.
+        """
+        path = self.file(name)
+        rows = list(numbered_rows(path))
         bad = self.bad_utts()
-        kept = [r for r in rows if r.get("utt_id", r.get("id")) not in bad]
+        kept = [(n, r) for n, r in rows if r.get("utt_id", r.get("id")) not in bad]
         if len(kept) != len(rows):
-            log.warning("%s: skipping %d eval rows whose audio is listed in %s", self.file(name),
-                        len(rows) - len(kept), self.file("bad_utts"))
-        return kept
+            log.warning("%s: skipping %d eval rows whose audio is listed in %s", path, len(rows) - len(kept),
+                        self.file("bad_utts"))
+        if not self.exists():
+            return [r for _, r in kept]
+        utts = self.by_id()
+        return [with_clip(r, utts, f"{path}:{n}") for n, r in kept]
+
+
+def with_clip(row: dict[str, Any], utts: dict[str, Utterance], where: str) -> dict[str, Any]:
+    """``row`` with the audio of its ``utt_id`` (and of every ``messages`` audio that names one) from ``utts``."""
+    def fill(entry: dict[str, Any], required: bool) -> dict[str, Any]:
+        utt_id = entry.get("utt_id")
+        if utt_id is None:
+            if required:
+                raise DataDirError(f"{where}: row '{row.get('id')}' has no 'utt_id'; a data dir's eval manifest names "
+                                   "each clip by its wav.scp id and takes the audio from wav.scp. Fix: rerun data "
+                                   "preparation (./run.sh --stage 1 --stop_stage 1) to rewrite the manifest")
+            return entry
+        utt = utts.get(str(utt_id))
+        if utt is None:
+            raise DataDirError(f"{where}: utt_id '{utt_id}' is not an utterance of this data dir (not in its wav.scp "
+                               "or segments); the manifest belongs to another set: rerun data preparation (stage 1)")
+        out = {k: v for k, v in entry.items() if k not in ("start", "end", "duration")}
+        out["audio"] = utt.audio
+        if utt.start is not None:
+            out["start"], out["end"] = utt.start, utt.end
+        if utt.duration is not None:
+            out["duration"] = utt.duration
+        return out
+
+    if not row.get("messages"):
+        return fill(row, required=True)
+    messages = [{**m, "audios": [fill(dict(a), required=False) for a in (m.get("audios") or [])]} if m.get("audios")
+                else m for m in row["messages"]]
+    return {**row, "messages": messages}
+
+
+class UttIndex:
+    """The utterances of several data dirs by id, for stages that meet a clip by its id (training, feature cache).
+
+    ``utts`` holds every utterance (bad ones too) and ``bad`` the ``bad_utts`` reasons; an id in two dirs must
+    name the same clip (the same wav.scp entry and segment).
+    """
+
+    def __init__(self, data_dirs: Iterable[str | os.PathLike] = ()):
+        self.dirs = [DataDir(d) for d in data_dirs]
+        self.utts: dict[str, Utterance] = {}
+        self.bad: dict[str, str] = {}
+        home: dict[str, Path] = {}
+        for d in self.dirs:
+            if not d.path.is_dir():
+                raise DataDirError(f"'{d.path}' is not a directory; list the Kaldi data dirs the rows came from")
+            for u in d.by_id().values():
+                old = self.utts.get(u.id)
+                if old is not None and (old.audio, old.start, old.end) != (u.audio, u.start, u.end):
+                    raise DataDirError(f"utterance '{u.id}' is in {home[u.id]} and {d.path} with different audio; "
+                                       "an utt id must name one clip: list only one of the two data dirs")
+                self.utts[u.id], home[u.id] = u, d.path
+            self.bad.update(d.bad_utts())
+
+    def __bool__(self) -> bool:
+        return bool(self.dirs)
+
+    def __repr__(self) -> str:
+        return f"UttIndex({[str(d.path) for d in self.dirs]})"
 
 
 # ----------------------------------------------------------------------------------------------- writing
 
 
 def _atomic_write(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    from toolkit.files import atomic_write
+
+    with atomic_write(path) as f:
         for line in lines:
             f.write(line + "\n")
-    tmp.replace(path)
 
 
 EMPTY_SPEECH_TEXT = ("speech clip with empty text; give its transcript in 'text', or set its metadata category "
@@ -323,10 +403,9 @@ def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance], dat
     _atomic_write(out / "spk2utt", (f"{s} {' '.join(spk2utt[s])}" for s in sorted(spk2utt, key=kaldi_sort_key)))
     if all(u.duration is not None for u in utts) and utts:
         _atomic_write(out / "utt2dur", (f"{u.id} {u.duration:.3f}" for u in utts))
-    _atomic_write(out / "metadata.jsonl", (
-        json.dumps({"id": u.id, "dataset": u.metadata.get("dataset", dataset),
-                    **{k: v for k, v in u.metadata.items() if k not in ("id", "dataset")}}, ensure_ascii=False)
-        for u in utts))
+    write_jsonl(out / "metadata.jsonl", (
+        {"id": u.id, "dataset": u.metadata.get("dataset", dataset),
+         **{k: v for k, v in u.metadata.items() if k not in ("id", "dataset")}} for u in utts))
     result = DataDir(out)
     result.validate()
     return result

@@ -1,7 +1,8 @@
 """Batched decoding of eval manifests through the model's one ``generate()``.
 
-An eval manifest row (``data/<set>/eval.jsonl``, or a benchmark converted by
-``toolkit.score.benchmarks``) holds ``id, dataset, audio, text, prompt, reference, metric,
+An eval manifest row (``data/<set>/eval.jsonl`` read through ``DataDir.eval_rows``, which adds the
+clip's ``audio`` and ``duration`` from the data dir by its ``utt_id``, or a benchmark converted by
+``toolkit.score.benchmarks``) holds ``id, utt_id, dataset, audio, text, prompt, reference, metric,
 choices``. Each becomes one conversation ``<|AUDIO|>\\n<prompt>``; the transcript is the row's
 ``text`` when given, else the model's transcriber writes it (Whisper, batched). Output rows keep
 every manifest field and add ``prediction``, ``transcript`` and ``finish_reason``; the file is
@@ -61,8 +62,12 @@ def audio_conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _duration(row: dict[str, Any]) -> float:
+    """Seconds of audio in a row, for batching: ``duration`` (a data dir's ``utt2dur``, filled in by
+    ``DataDir.eval_rows``), a segment's length, or, for benchmark rows, the file header."""
     if row.get("messages"):
         return sum(_duration(a) for m in row["messages"] for a in (m.get("audios") or []))
+    if row.get("duration") is not None:
+        return float(row["duration"])
     if row.get("start") is not None and row.get("end") is not None:
         return float(row["end"]) - float(row["start"])
     try:

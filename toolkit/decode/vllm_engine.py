@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.models.generation import GenerationSettings
 
 
@@ -60,7 +61,7 @@ class VLLMEngine:
             transcripts = self.transcriber.transcribe(waves, [a.get("text") for a in audios])
             all_transcripts.append(transcripts)
             requests.append({"prompt": self._render(self.formatter, conv),
-                             "multi_modal_data": {"audio": [(w, 16000) for w in waves]},
+                             "multi_modal_data": {"audio": [(w, SAMPLE_RATE) for w in waves]},
                              "mm_processor_kwargs": {"transcripts": transcripts}})
         params = self._vllm.SamplingParams(**settings.vllm_kwargs())
         outs = self.engine.generate(requests, params, use_tqdm=False)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolkit.files import atomic_write_text
 from toolkit.jsonl import JsonlError, iter_jsonl, write_jsonl
 from toolkit.registry import Registry, import_submodules
 
@@ -226,7 +227,5 @@ def write_official_score(result: OfficialScore, out_dir: os.PathLike | str) -> t
     write_jsonl(per_item, (v.to_dict() for v in result.items))
     summary = out / "summary.json"
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.summary.items()}
-    tmp = summary.with_name(summary.name + ".tmp")
-    tmp.write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(summary)
+    atomic_write_text(summary, json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
     return per_item, summary

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from toolkit.files import atomic_write_text
 from toolkit.score.base import ResultRow
 
 
@@ -61,12 +62,9 @@ def write_results(results: Sequence[ResultRow], out_dir: str | os.PathLike, tag:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "RESULTS.md", out / "results.json"
-    tmp = js.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"tag": tag, "results": [r.to_dict() for r in results]}, indent=1, ensure_ascii=False))
-    tmp.replace(js)
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(render_markdown(results, tag), encoding="utf-8")
-    tmp.replace(md)
+    atomic_write_text(js, json.dumps({"tag": tag, "results": [r.to_dict() for r in results]}, indent=1,
+                                     ensure_ascii=False))
+    atomic_write_text(md, render_markdown(results, tag))
     return md, js
 
 

@@ -14,9 +14,10 @@ a resumed or sharded run asks exactly the same prompts.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
+
+from toolkit.jsonl import stable_hash
 
 INSTRUCTIONS_DIR = Path(__file__).resolve().parent / "instructions"
 
@@ -98,8 +99,7 @@ class InstructionPool:
 
     def sample(self, utt_id: str, category_hint: str | None = None) -> str:
         """The instruction for ``utt_id``: uniform over its pool, fixed by (seed, utt_id)."""
-        digest = hashlib.sha256(f"{self.seed}\x00{utt_id}".encode("utf-8")).digest()
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        rng = random.Random(stable_hash(f"{self.seed}\x00{utt_id}"))
         if self.category_weights is None:
             return rng.choice(self.pool(category_hint))
         categories = self.categories_for(category_hint)

@@ -20,14 +20,13 @@ with the same backend. The pairing and the follow-up prompts are deterministic i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.jsonl import AppendOnlyJsonl, read_done_ids
+from toolkit.jsonl import AppendOnlyJsonl, read_done_ids, stable_hash
 from toolkit.models.chat import AUDIO_TOKEN
 
 FOLLOW_UPS = (
@@ -57,6 +56,12 @@ def _first_audio(row: Mapping[str, Any]) -> dict[str, Any]:
     return dict(audios[0])
 
 
+def _clip(row: Mapping[str, Any]) -> str:
+    """The clip a single-turn row is about: its utt id (rows of older runs: its audio source)."""
+    audio = _first_audio(row)
+    return str(audio.get("utt_id") or row.get("utt_id") or audio["audio"])
+
+
 def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = None,
                          follow_ups: Sequence[str] = FOLLOW_UPS) -> list[TwoTurnItem]:
     """Pair each usable single-turn row with the next one of another clip (in id order; deterministic).
@@ -68,12 +73,11 @@ def build_two_turn_items(rows: Sequence[Mapping[str, Any]], count: int | None = 
                     key=lambda r: str(r["id"]))
     items = []
     for i, first in enumerate(usable):
-        second = next((r for r in usable[i + 1:] + usable[:i]
-                       if _first_audio(r)["audio"] != _first_audio(first)["audio"]), None)
+        second = next((r for r in usable[i + 1:] + usable[:i] if _clip(r) != _clip(first)), None)
         if second is None:
             break
         item_id = f"{first['id']}+{second['id']}"
-        k = int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % len(follow_ups)
+        k = stable_hash(item_id) % len(follow_ups)
         dataset = str(first.get("dataset", "")) if first.get("dataset") == second.get("dataset") else "multiturn"
         items.append(TwoTurnItem(id=item_id, dataset=dataset, first=first, second=second, follow_up=follow_ups[k]))
         if count is not None and len(items) >= count:

@@ -11,7 +11,8 @@ Each item is one (utterance, prompt index) pair with id ``<utt>-p<k>``. The runn
   the training data loader leaves them out of supervision.
 
 Rows are DeSTA-AQA5M compatible: ``id, dataset, seed_description, prompt, response, messages``, plus the
-clip's ``utt_id`` (its data-dir id, the one identity every stage uses).
+clip's ``utt_id`` (its data-dir id, the one identity every stage uses), also on the audio entry of the
+user turn with the clip's ``duration`` (from ``utt2dur``, when the check stage wrote it).
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ def build_items(data_dirs: Sequence[str | os.PathLike], pool: Any, prompts_per_c
         for utt in data.utterances():
             if utt.id not in seeds:
                 raise KeyError(f"{seeds_file}: no seed description for utterance '{utt.id}'; rerun stage 3 with --force")
-            audio: dict[str, Any] = {"audio": utt.audio, "text": utt.text or ""}
+            audio: dict[str, Any] = {"audio": utt.audio, "text": utt.text or "", "utt_id": utt.id}
             if utt.start is not None:
                 audio.update(start=utt.start, end=utt.end)
+            if utt.duration is not None:
+                audio["duration"] = utt.duration
             category = category_of(utt.metadata, utt.text)
             for k in range(prompts_per_clip):
                 item_id = f"{utt.id}-p{k}"

@@ -20,9 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from toolkit.files import TMP_SUFFIX, atomic_write, tmp_path_of
+
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".tmp"
 TORN_SUFFIX = ".torn"
 LAST = "last.ckpt"
 _STEP = re.compile(r"^step(\d+)\.ckpt$")
@@ -31,19 +32,6 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or resumed from; the message names the file and the fix."""
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some filesystems do not open directories; the rename is then as durable as they allow
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _disk_full_message(path: Path, tmp: Path, err: OSError) -> str:
@@ -62,20 +50,13 @@ def write_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Non
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        with open(tmp, "wb") as f:
+    try:  # a failed write (a kill signal raised as an exception, a full disk, a pickling error) leaves no .tmp
+        with atomic_write(path, "wb", durable=True) as f:
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:  # a kill signal raised as an exception, a full disk, a pickling error
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno in _DISK_FULL:
-            raise CheckpointError(_disk_full_message(path, tmp, err)) from err
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise CheckpointError(_disk_full_message(path, tmp_path_of(path), err)) from err
         raise
-    _fsync_dir(path.parent)
 
 
 def prune_steps(checkpoint_dir: str | os.PathLike, keep: int) -> list[Path]:

@@ -3,8 +3,9 @@
 Reads top to bottom:
 
 1. ``read_rows``: parse the JSONL (our self-generated rows or the published DeSTA-AQA5M ones),
-   drop rows whose answer was truncated (``finish_reason: length``) or whose audio is listed in a
-   data dir's ``bad_utts``; both are counted and logged, never dropped silently.
+   give every audio its clip id (:func:`clip_id`) and, with data dirs, its audio, segment and
+   duration from them; drop rows whose answer was truncated (``finish_reason: length``) or whose
+   clip is listed in a data dir's ``bad_utts``; both are counted and logged, never dropped silently.
 2. ``AQADataset``: one row -> the prompt turns, the response, transcripts and the audio (read
    with :func:`toolkit.audio.load_audio`) or the cached encoder states (``feats.scp``).  A file
    that cannot be read is logged, listed in ``<exp>/bad_audio.txt`` and its sample skipped.
@@ -15,8 +16,9 @@ Reads top to bottom:
 
 Row format (one JSON object per line)::
 
-    {"id", "dataset", "seed_description", "prompt", "response", "finish_reason"?,
-     "messages": [{"role": "user", "content": "<|AUDIO|>\\n<prompt>", "audios": [{"audio": path, "text": transcript}]},
+    {"id", "utt_id"?, "dataset", "seed_description", "prompt", "response", "finish_reason"?,
+     "messages": [{"role": "user", "content": "<|AUDIO|>\\n<prompt>",
+                   "audios": [{"audio": path, "text": transcript, "utt_id"?, "duration"?}]},
                   {"role": "assistant", "content": response}]}
 
 A trailing assistant turn is the target and is removed from the prompt; ``response`` wins over
@@ -27,7 +29,6 @@ optional ``duration`` saves a header read.  Dev rows may carry a short ``label``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -42,13 +43,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from toolkit.audio import AudioError, audio_duration, load_audio
+from toolkit.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
+from toolkit.data.datadir import UttIndex
 from toolkit.models.chat import AUDIO_TOKEN, ConversationError
 
 log = logging.getLogger(__name__)
 
 CACHE_SCP = "feats.scp"
 CACHE_INFO = "cache_info.json"
+CACHE_KEYS = "utt_id"  # cache_info.json "keys": what feats.scp is keyed by (see clip_id)
 CHARS_PER_TOKEN = 4.0  # token-length estimate used for bucketing (exact tokenization of 5M rows is too slow)
 
 
@@ -88,52 +91,23 @@ class RowStats:
                 f"(truncated answers are never supervised), {self.bad_utts} with audio listed in bad_utts")
 
 
-def audio_key(source: str, start: float | None = None, end: float | None = None) -> str:
-    """The feature-cache key of one audio: a hash of its source (and segment), Kaldi-safe (no spaces)."""
-    text = source if start is None and end is None else f"{source}#{start}-{end}"
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+def clip_id(audio: Mapping[str, Any]) -> str:
+    """The one identity of a training clip: its data dir utterance id (``utt_id``).
 
+    Self-generated rows (stage 4) carry ``utt_id``; training, the feature cache and validation use it.
+    The published DeSTA-AQA5M rows name a clip only by an audio path relative to ``audio_root`` (they come
+    without data dirs), so for them, and only when ``train.data.data_dirs`` is empty, the id is that path as
+    written, plus ``@<start>-<end>`` for a segment, with whitespace and ``%`` percent-encoded so it stays one
+    Kaldi token (the feature cache's ``feats.scp`` key).
+    """
+    if audio.get("utt_id") is not None:
+        return str(audio["utt_id"])
+    from urllib.parse import quote
 
-@dataclass
-class DataDirInfo:
-    """What training needs from Kaldi data dirs: bad utterances and durations, keyed two ways."""
-
-    bad_ids: set[str] = field(default_factory=set)
-    bad_sources: set[str] = field(default_factory=set)
-    dur_by_source: dict[str, float] = field(default_factory=dict)
-    dur_by_id: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, data_dirs: Sequence[str | os.PathLike]) -> "DataDirInfo":
-        info = cls()
-        for d in data_dirs:
-            root = Path(d)
-            if not root.is_dir():
-                raise DataError(f"data.data_dirs: '{root}' is not a directory; list the Kaldi data dirs the rows came from")
-            wav = _read_two_columns(root / "wav.scp")
-            has_segments = (root / "segments").is_file()
-            bad = _read_two_columns(root / "bad_utts", sep="\t")
-            info.bad_ids.update(bad)
-            for utt, dur in _read_two_columns(root / "utt2dur").items():
-                info.dur_by_id[utt] = float(dur)
-                if not has_segments and utt in wav:
-                    info.dur_by_source[wav[utt]] = float(dur)
-            if not has_segments:
-                info.bad_sources.update(wav[u] for u in bad if u in wav)
-        return info
-
-
-def _read_two_columns(path: Path, sep: str | None = None) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    from toolkit.jsonl import read_lines
-
-    out = {}
-    for _, line in read_lines(path):
-        if line.strip():
-            key, _, value = line.partition(sep) if sep else line.strip().partition(" ")
-            out[key.strip()] = value.strip()
-    return out
+    key = quote(str(audio["audio"]), safe="/:@+,=;!$&'()*[]")
+    if audio.get("start") is not None or audio.get("end") is not None:
+        key += f"@{audio.get('start')}-{audio.get('end')}"
+    return key
 
 
 def _resolve(source: str, audio_root: str | None) -> str:
@@ -145,41 +119,41 @@ def _resolve(source: str, audio_root: str | None) -> str:
 def read_rows(
     path: str | os.PathLike | list,
     audio_root: str | None = None,
-    data_info: DataDirInfo | None = None,
+    utts: UttIndex | None = None,
     max_rows: int | None = None,
 ) -> tuple[list[Sample], RowStats]:
     """Parse and filter AQA-style JSONL (see the module docstring for the row format).
 
     ``path`` is a file, a glob (``dump/selfgen/train*.jsonl`` takes sharded self-generation output
     or the published AQA5M chunks) or a list of them; ``dump/selfgen/train.jsonl`` of a sharded stage 4
-    means its shard files.
+    means its shard files.  ``utts``: the data dirs the rows came from (``train.data.data_dirs``); each
+    clip is then looked up by its ``utt_id`` there (audio, segment, duration, ``bad_utts``).
     """
-    from toolkit.jsonl import read_lines
+    from toolkit.jsonl import JsonlError, numbered_rows
     from toolkit.shards import resolve_files
 
     try:  # stage 4's shard files are checked as one complete set (toolkit/shards.py); other files pass as they are
         files = resolve_files(path, "training data")
     except FileNotFoundError as err:
         raise DataError(f"{err}: run the self-generation stage (./run.sh --stage 4) or fix train.data.train_jsonl/dev_jsonl") from None
-    info = data_info or DataDirInfo()
+    utts = utts if utts is not None else UttIndex()
     stats, samples = RowStats(), []
     for file in files:
-        for lineno, line in read_lines(file):
-            if not line.strip():
-                continue
-            if max_rows is not None and stats.rows >= max_rows:
-                break
-            stats.rows += 1
+        rows = numbered_rows(file)
+        while max_rows is None or stats.rows < max_rows:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{file}:{lineno}: not valid JSON ({err}); fix or delete the line") from err
+                lineno, row = next(rows)
+            except StopIteration:
+                break
+            except JsonlError as err:
+                raise DataError(str(err)) from None
+            stats.rows += 1
             row_id = str(row.get("id", f"{file.stem}-{lineno}"))
             if row.get("finish_reason") == "length":
                 stats.truncated += 1
                 stats.dropped_ids.setdefault("finish_reason_length", []).append(row_id)
                 continue
-            sample = _sample_from_row(row, row_id, f"{file}:{lineno}", audio_root, info, stats)
+            sample = _sample_from_row(row, row_id, f"{file}:{lineno}", audio_root, utts, stats)
             if sample is not None:
                 samples.append(sample)
     stats.kept = len(samples)
@@ -188,7 +162,7 @@ def read_rows(
 
 
 def _sample_from_row(row: Mapping[str, Any], row_id: str, where: str, audio_root: str | None,
-                     info: DataDirInfo, stats: RowStats) -> Sample | None:
+                     utts: UttIndex, stats: RowStats) -> Sample | None:
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise DataError(f"{where}: row '{row_id}' has no 'messages' list; expected the AQA5M format (see toolkit/train/data.py)")
@@ -202,21 +176,25 @@ def _sample_from_row(row: Mapping[str, Any], row_id: str, where: str, audio_root
     audios = []
     for m in prompt:
         n_tags = str(m.get("content", "")).count(AUDIO_TOKEN)
-        resolved = []
-        for a in m.get("audios") or []:
-            a = {"audio": a} if isinstance(a, str) else dict(a)
-            a["audio"] = _resolve(str(a["audio"]), audio_root)
-            resolved.append(a)
+        resolved = [{"audio": a} if isinstance(a, str) else dict(a) for a in m.get("audios") or []]
         if n_tags != len(resolved):
             raise DataError(f"{where}: row '{row_id}' has {n_tags} {AUDIO_TOKEN} but {len(resolved)} audios in one turn")
         m["audios"] = resolved
         audios += resolved
-    if row_id in info.bad_ids or any(a["audio"] in info.bad_sources for a in audios):
+    if len(audios) == 1 and audios[0].get("utt_id") is None and row.get("utt_id") is not None:
+        audios[0]["utt_id"] = str(row["utt_id"])  # a single-clip row names its clip at the top level
+    for a in audios:
+        if utts:
+            _from_data_dirs(a, row_id, where, utts)
+        else:
+            a["utt_id"] = clip_id(a)  # before audio_root is joined: the id is the path as the row writes it
+            a["audio"] = _resolve(str(a["audio"]), audio_root)
+    if any(a["utt_id"] in utts.bad for a in audios):
         stats.bad_utts += 1
         stats.dropped_ids.setdefault("bad_utts", []).append(row_id)
         return None
     for a in audios:
-        a["duration"] = _duration(a, row_id, info, stats)
+        a["duration"] = _duration(a, stats)
     duration = sum(a["duration"] for a in audios)
     text = " ".join(str(m.get("content", "")) for m in prompt) + " " + str(response)
     est = int(len(text) / CHARS_PER_TOKEN) + sum(len(a.get("text") or "") for a in audios) // int(CHARS_PER_TOKEN)
@@ -225,16 +203,32 @@ def _sample_from_row(row: Mapping[str, Any], row_id: str, where: str, audio_root
                   est_tokens=est, label=None if label is None else str(label))
 
 
-def _duration(a: Mapping[str, Any], row_id: str, info: DataDirInfo, stats: RowStats) -> float:
+def _from_data_dirs(a: dict[str, Any], row_id: str, where: str, utts: UttIndex) -> None:
+    """Give audio ``a`` its clip's source, segment and duration from the data dirs, found by its ``utt_id``."""
+    if a.get("utt_id") is None:
+        raise DataError(f"{where}: row '{row_id}' has no 'utt_id', so its clip cannot be found in train.data.data_dirs "
+                        f"({', '.join(str(d.path) for d in utts.dirs)}). Rows written by self-generation before utt "
+                        "ids were recorded lack it: rerun stage 4 (./run.sh --stage 4 --stop_stage 4, after moving the "
+                        "old output away). Published DeSTA-AQA5M rows come without data dirs: set train.data.data_dirs=[] "
+                        "and train.data.audio_root to where their audio is")
+    utt = utts.utts.get(str(a["utt_id"]))
+    if utt is None:
+        raise DataError(f"{where}: row '{row_id}': utt_id '{a['utt_id']}' is in none of train.data.data_dirs "
+                        f"({', '.join(str(d.path) for d in utts.dirs)}); list the data dirs the rows were generated "
+                        "from, or rerun stage 4 on these ones")
+    a["utt_id"], a["audio"] = utt.id, utt.audio
+    a.pop("start", None), a.pop("end", None)
+    if utt.start is not None:
+        a["start"], a["end"] = utt.start, utt.end
+    if utt.duration is not None:
+        a["duration"] = utt.duration
+
+
+def _duration(a: Mapping[str, Any], stats: RowStats) -> float:
     if a.get("duration") is not None:
         return float(a["duration"])
     if a.get("start") is not None and a.get("end") not in (None, -1):
         return float(a["end"]) - float(a["start"])
-    if a["audio"] in info.dur_by_source:
-        return info.dur_by_source[a["audio"]]
-    utt = row_id.rsplit("-p", 1)[0]  # self-generated ids are <utt>-p<k>
-    if utt in info.dur_by_id:
-        return info.dur_by_id[utt]
     try:
         return audio_duration(a["audio"])
     except (AudioError, RuntimeError):
@@ -266,18 +260,24 @@ class BadAudioLog:
 class FeatureCache:
     """Reads the encoder's tapped states written by ``toolkit.bin.cache_features``.
 
-    One matrix per audio, ``(frames, num_tapped * output_size)`` fp16, valid frames only; the taps
-    are concatenated along the feature axis and split back here (``cache_info.json`` records
-    ``num_tapped``, ``output_size`` and the encoder config that produced them).
+    One matrix per clip, keyed by its :func:`clip_id` (the utt id), ``(frames, num_tapped * output_size)``
+    fp16, valid frames only; the taps are concatenated along the feature axis and split back here
+    (``cache_info.json`` records ``num_tapped``, ``output_size`` and the encoder config that produced them).
     """
 
     def __init__(self, cache_dir: str | os.PathLike):
+        from toolkit.data.datadir import read_bad_utts, read_table
+
         root = Path(cache_dir)
         self.root = root
         self.info = json.loads((root / CACHE_INFO).read_text())
+        if self.info.get("keys") != CACHE_KEYS:
+            raise DataError(f"{root / CACHE_INFO}: this feature cache is keyed by a hash of the audio path (an older "
+                            "toolkit); clips are now looked up by utt id. Fix: remove the directory and rebuild it "
+                            "with python -m toolkit.bin.cache_features")
         self.num_tapped = int(self.info["num_tapped"])
-        self.index = _read_two_columns(root / CACHE_SCP)
-        self.bad_sources = dict(_read_two_columns(root / "bad_audio.txt", sep="\t"))  # unreadable when the cache was built
+        self.index = read_table(root / CACHE_SCP)
+        self.bad = read_bad_utts(root / "bad_audio.txt")  # clip id -> why it was unreadable when the cache was built
 
     @staticmethod
     def present(cache_dir: str | os.PathLike | None) -> bool:
@@ -285,13 +285,12 @@ class FeatureCache:
 
     def covers(self, samples: Sequence[Sample]) -> int:
         """How many audios of ``samples`` are missing from the cache."""
-        return sum(audio_key(a["audio"], a.get("start"), a.get("end")) not in self.index and a["audio"] not in self.bad_sources
-                   for s in samples for a in s.audios)
+        return sum(a["utt_id"] not in self.index and a["utt_id"] not in self.bad for s in samples for a in s.audios)
 
     def load(self, a: Mapping[str, Any]) -> np.ndarray:
         from toolkit.audio import PICKLE_FIX, PickleRefused, read_ark_entry
 
-        key = audio_key(a["audio"], a.get("start"), a.get("end"))
+        key = a["utt_id"]
         try:
             return np.asarray(read_ark_entry(self.index[key]))
         except PickleRefused as err:  # caches are shared between people: never run code from one
@@ -318,8 +317,8 @@ class AQADataset(Dataset):
         item: dict[str, Any] = {"sample": s, "waveforms": [], "cached": [], "error": None}
         for a in s.audios:
             if self.cache is not None:
-                if a["audio"] in self.cache.bad_sources:
-                    self.bad_audio.add(a["audio"], self.cache.bad_sources[a["audio"]])
+                if a["utt_id"] in self.cache.bad:
+                    self.bad_audio.add(a["audio"], self.cache.bad[a["utt_id"]])
                     item["error"] = f"cannot read audio '{a['audio']}' (listed in the feature cache's bad_audio.txt)"
                     break
                 item["cached"].append(self.cache.load(a))
@@ -398,7 +397,7 @@ class Collator:
             if item["cached"]:  # durations come from the row / utt2dur / header read
                 seconds = [float(a.get("duration") or 0.0) for a in s.audios]
             else:
-                seconds = [len(w) / 16000.0 for w in item["waveforms"]]
+                seconds = [len(w) / SAMPLE_RATE for w in item["waveforms"]]
             vec_counts = [self.vector_count(x) for x in seconds]
             try:
                 conv = self.formatter.encode(s.messages, [a.get("text") for a in s.audios], response=s.response,

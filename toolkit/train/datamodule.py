@@ -29,14 +29,22 @@ from toolkit.train.data import (
     BadAudioLog,
     BucketBatchSampler,
     Collator,
-    DataDirInfo,
     EvalBatchSampler,
     FeatureCache,
     Sample,
     read_rows,
 )
+from toolkit.data.datadir import DataDirError, UttIndex
 
 log = logging.getLogger(__name__)
+
+
+def data_dir_index(data_dirs: Sequence[str]) -> UttIndex:
+    """The utterances of ``train.data.data_dirs`` by id (the rows' clips are looked up there)."""
+    try:
+        return UttIndex(data_dirs)
+    except DataDirError as err:
+        raise ConfigError(f"train.data.data_dirs: {err}") from None
 
 
 class AQADataModule(L.LightningDataModule):
@@ -47,8 +55,10 @@ class AQADataModule(L.LightningDataModule):
             (``dump/selfgen/train*.jsonl`` for sharded self-generation or AQA5M's chunks) or a list.
         dev_jsonl: held-out JSONL for validation loss and generations (null: no validation).
         audio_root: directory that relative audio paths in the rows are read from (null: as written).
-        data_dirs: Kaldi data dirs the rows came from; their ``bad_utts`` exclude rows and their
-            ``utt2dur`` gives durations without reading audio headers.
+        data_dirs: Kaldi data dirs the rows came from: each row's clip is looked up there by its
+            ``utt_id`` (audio from ``wav.scp``/``segments``, duration from ``utt2dur``, ``bad_utts``
+            excluded); empty for the published DeSTA-AQA5M rows, whose clips are named by their audio
+            path under ``audio_root`` (see ``toolkit.train.data.clip_id``).
         feature_cache: directory written by ``toolkit.bin.cache_features``; used when its
             ``feats.scp`` exists and covers every audio of a split, else audio is read.
         bucketing: length-bucketed batches (false: plain shuffled batches).
@@ -109,15 +119,15 @@ class AQADataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._train_set is not None:
             return
-        info = DataDirInfo.read(self.data_dirs)
-        self.train_samples, train_stats = read_rows(self.train_path, self.audio_root, info, self.max_train_rows)
+        utts = data_dir_index(self.data_dirs)
+        self.train_samples, train_stats = read_rows(self.train_path, self.audio_root, utts, self.max_train_rows)
         if not self.train_samples:
             raise ConfigError(f"train.data.train_jsonl: no usable rows in {self.train_path} ({train_stats.summary(self.train_path)})")
         self.stats["train"] = train_stats
         cache = self._cache(self.train_samples, "train")
         self._train_set = AQADataset(self.train_samples, self.bad_audio, cache)
         if self.dev_path:
-            self.dev_samples, dev_stats = read_rows(self.dev_path, self.audio_root, info, self.max_dev_rows)
+            self.dev_samples, dev_stats = read_rows(self.dev_path, self.audio_root, utts, self.max_dev_rows)
             self.stats["dev"] = dev_stats
             self._dev_set = AQADataset(self.dev_samples, self.bad_audio, self._cache(self.dev_samples, "dev"))
 

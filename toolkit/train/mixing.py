@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.config import ConfigError
-from toolkit.train.data import BucketBatchSampler, DataDirInfo, EvalBatchSampler, Sample, read_rows
+from toolkit.data.datadir import UttIndex
+from toolkit.train.data import BucketBatchSampler, EvalBatchSampler, Sample, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Mixture:
                          for n, k, w, c in zip(self.names, self.sizes, self.weights, counts))
 
 
-def read_mixture(sources: Sequence[Mapping[str, Any]], audio_root: str | None, info: DataDirInfo,
+def read_mixture(sources: Sequence[Mapping[str, Any]], audio_root: str | None, utts: UttIndex,
                  max_rows: int | None = None) -> Mixture:
     """Read every source's rows (filtered as ``read_rows`` does) and log the per-source counts."""
     from toolkit.config import raise_if_problems
@@ -104,7 +105,7 @@ def read_mixture(sources: Sequence[Mapping[str, Any]], audio_root: str | None, i
     names, offsets, sizes, weights, rows = [], [], [], [], {}
     for i, src in enumerate(sources):
         name = source_name(src, i)
-        got, stats = read_rows(src["path"], audio_root, info, max_rows)
+        got, stats = read_rows(src["path"], audio_root, utts, max_rows)
         if not got:
             raise ConfigError(f"train.data.sources[{i}] ({name}): no usable rows in {src['path']} "
                 f"({stats.summary(src['path'])})")
@@ -168,7 +169,7 @@ class PerSourceEvalBatchSampler(EvalBatchSampler):
 
 def mixed_datamodule_class():
     """:class:`MixedDataModule`, built on first use (Lightning loads only when training)."""
-    from toolkit.train.datamodule import AQADataModule
+    from toolkit.train.datamodule import AQADataModule, data_dir_index
     from toolkit.train.data import AQADataset
 
     class MixedDataModule(AQADataModule):
@@ -188,19 +189,19 @@ def mixed_datamodule_class():
         def setup(self, stage: str | None = None) -> None:
             if self._train_set is not None:
                 return
-            info = DataDirInfo.read(self.data_dirs)
-            self.mixture = read_mixture(self.sources, self.audio_root, info, self.max_train_rows)
+            utts = data_dir_index(self.data_dirs)
+            self.mixture = read_mixture(self.sources, self.audio_root, utts, self.max_train_rows)
             self.train_samples = self.mixture.samples
             self.stats["train"] = self.mixture.rows
             self._train_set = AQADataset(self.train_samples, self.bad_audio, self._cache(self.train_samples, "train"))
             dev: list[Sample] = []
             for i, src in enumerate(self.sources):
                 if src.get("dev"):
-                    got, _ = read_rows(src["dev"], self.audio_root, info, self.max_dev_rows)
+                    got, _ = read_rows(src["dev"], self.audio_root, utts, self.max_dev_rows)
                     dev += got
                     self.dev_source_of.update({s.id: source_name(src, i) for s in got})
             if self.dev_path:
-                got, _ = read_rows(self.dev_path, self.audio_root, info, self.max_dev_rows)
+                got, _ = read_rows(self.dev_path, self.audio_root, utts, self.max_dev_rows)
                 dev += got
                 self.dev_source_of.update({s.id: "dev" for s in got})
             self.dev_samples = dev

@@ -14,7 +14,6 @@ the seed descriptions read like DeSTA's (``Emotion: Angry, Gender: Female``).
 from __future__ import annotations
 
 import abc
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from toolkit.data.datadir import DataDir, Utterance, write_data_dir, write_jsonl
 from toolkit.data.section import STAGE_MARKERS
+from toolkit.jsonl import stable_hash
 from toolkit.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -104,11 +104,6 @@ def normalise(value: str, table: Mapping[str, str], where: str) -> str:
     return table[value]
 
 
-def stable_hash(text: str) -> int:
-    """A hash that is the same in every process and Python version (``hash()`` is salted)."""
-    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16)
-
-
 def hash_split(key: str, dev_percent: int = 10, test_percent: int = 10) -> str:
     """Deterministic train/dev/test choice for corpora without an official split (hash of ``key``)."""
     bucket = stable_hash(key) % 100
@@ -130,15 +125,13 @@ def eval_row(
 ) -> dict[str, Any]:
     """One eval manifest row (see the team's data contract). ``text`` is a given transcript or None (ASR).
 
-    ``utt_id`` is the data dir id of the clip (``bad_utts`` filtering uses it); ``id`` is unique per row.
+    ``utt_id`` is the data dir id of the clip, its only reference to the audio: decoding reads the audio from
+    ``wav.scp`` (:meth:`toolkit.data.datadir.DataDir.eval_rows`); ``id`` is unique per row.
     """
-    row = {"id": utt.id if task is None else f"{utt.id}#{task}", "dataset": utt.dataset, "audio": utt.audio,
-           "text": text, "prompt": prompt, "reference": reference, "metric": metric, "choices": choices,
-           "utt_id": utt.id}
+    row = {"id": utt.id if task is None else f"{utt.id}#{task}", "utt_id": utt.id, "dataset": utt.dataset,
+           "text": text, "prompt": prompt, "reference": reference, "metric": metric, "choices": choices}
     if task is not None:  # one clip may carry several questions; the row id then names the task
         row["task"] = task
-    if utt.start is not None or utt.end is not None:
-        row["start"], row["end"] = utt.start, utt.end
     return row
 
 

@@ -36,8 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.data.corpora.base import CORPORA, CorpusError, CorpusPreparer, eval_row, label_tasks, stable_hash
+from toolkit.audio import SAMPLE_RATE
+from toolkit.data.corpora.base import CORPORA, CorpusError, CorpusPreparer, eval_row, label_tasks
 from toolkit.data.datadir import Utterance
+from toolkit.files import atomic_path
+from toolkit.jsonl import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +330,7 @@ class MiniCorpus(CorpusPreparer):
             wave = load_audio(str(source))
             positions = np.arange(0, len(wave) - 1, speed)
             wave = np.interp(positions, np.arange(len(wave)), wave)
-            limit = 3 * 16000
+            limit = 3 * SAMPLE_RATE
             if len(wave) > limit:
                 start = int(crop_start * (len(wave) - limit))
                 wave = wave[start:start + limit]
@@ -335,7 +338,7 @@ class MiniCorpus(CorpusPreparer):
             noise = np.random.default_rng(noise_seed).standard_normal(len(wave)) * np.sqrt(power / 10 ** (snr_db / 10))
             wave = wave + noise
             wave = gain * wave / max(float(np.abs(wave).max()), 1e-8)
-            sf.write(str(path), wave.astype(np.float32), 16000, subtype="PCM_16")
+            sf.write(str(path), wave.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
 
         return render
 
@@ -396,20 +399,20 @@ class MiniCorpus(CorpusPreparer):
             import soundfile as sf
             import tinysoundfont
 
-            synth = tinysoundfont.Synth(samplerate=16000)
+            synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
             sfid = synth.sfload(soundfont)
             synth.program_select(0, sfid, 0, program)
             for key in keys:
                 synth.noteon(0, key, 100)
-            held = np.frombuffer(synth.generate(int(1.5 * 16000)), dtype=np.float32)
+            held = np.frombuffer(synth.generate(int(1.5 * SAMPLE_RATE)), dtype=np.float32)
             for key in keys:
                 synth.noteoff(0, key)
-            tail = np.frombuffer(synth.generate(int(0.5 * 16000)), dtype=np.float32)
+            tail = np.frombuffer(synth.generate(int(0.5 * SAMPLE_RATE)), dtype=np.float32)
             audio = np.concatenate([held, tail]).reshape(-1, 2).mean(axis=1)
             peak = float(np.abs(audio).max())
             if peak <= 0:
                 raise CorpusError(f"mini corpus: program {program} keys {keys} rendered silence from {soundfont}")
-            sf.write(str(path), (0.9 / peak) * audio, 16000, subtype="PCM_16")
+            sf.write(str(path), (0.9 / peak) * audio, SAMPLE_RATE, subtype="PCM_16")
 
         return render
 
@@ -458,9 +461,8 @@ class MiniCorpus(CorpusPreparer):
             if clip.render is not None:
                 target = audio_dir / f"{clip.id}.wav"
                 if not target.exists():  # rendering is deterministic: a previous run's file is the same clip
-                    tmp = target.with_name(target.stem + ".tmp.wav")
-                    clip.render(tmp)
-                    tmp.replace(target)
+                    with atomic_path(target, keep_suffix=True) as tmp:  # <id>.tmp.wav: soundfile reads the suffix
+                        clip.render(tmp)
                 clip.audio = str(target)
         counts = {c: sum(x.category == c for x in clips) for c in ("speech", "sound", "music")}
         log.info("mini corpus: %d clips (%s)", len(clips), ", ".join(f"{v} {k}" for k, v in counts.items()))

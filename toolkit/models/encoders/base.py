@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.registry import Registry
 
 
@@ -34,7 +35,7 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
     - ``forward(**features) -> EncoderOutput``.
     """
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     output_size: int
     num_tapped: int
     frame_rate: float

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.models.encoders.base import ENCODERS, AudioEncoder, EncoderOutput
 from toolkit.models.loading import AssetMissingError, weights_enabled
 
@@ -111,7 +112,7 @@ class S3PRLEncoder(AudioEncoder):
             self.upstream = expert_class(str(Path(model_path).expanduser()))
             self.upstream.eval()
             with torch.no_grad():
-                probe = self.upstream([torch.zeros(16000)])["hidden_states"]
+                probe = self.upstream([torch.zeros(SAMPLE_RATE)])["hidden_states"]
         num_layers = len(probe) - 1
         if tapped_layers is None:
             taps = [math.ceil(num_layers * (k + 1) / 4) - 1 for k in range(4)] if num_layers > 4 else list(range(num_layers))

@@ -40,10 +40,10 @@ from torch import nn
 from transformers import WhisperConfig, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.models.encoders.base import ENCODERS, AudioEncoder, EncoderOutput
 from toolkit.models.loading import AssetMissingError, check_model_path, resolve_config_dict, weights_enabled
 
-SAMPLE_RATE = 16000
 HOP_LENGTH = 160  # mel frames are 10 ms apart
 WINDOW_SECONDS = 30
 WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE  # 480000

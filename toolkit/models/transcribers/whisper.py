@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.models.loading import check_model_path, weights_enabled
 from toolkit.models.transcribers.base import TRANSCRIBERS, Transcriber
 
@@ -73,7 +74,8 @@ class WhisperTranscriber(Transcriber):
             torch.set_num_threads(threads)  # importing silero_vad sets 1 thread for the whole process
         if self._vad_model is None:
             self._vad_model = load_silero_vad()
-        return bool(get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wave)), self._vad_model, sampling_rate=16000))
+        return bool(get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(wave)), self._vad_model,
+                                          sampling_rate=SAMPLE_RATE))
 
     @torch.no_grad()
     def _asr(self, waves: list[np.ndarray]) -> list[str]:
@@ -81,8 +83,8 @@ class WhisperTranscriber(Transcriber):
         out = []
         for i in range(0, len(waves), self.batch_size):
             chunk = waves[i : i + self.batch_size]
-            long_form = any(len(w) > 30 * 16000 for w in chunk)
-            inputs = self._processor(chunk, sampling_rate=16000, return_tensors="pt",
+            long_form = any(len(w) > 30 * SAMPLE_RATE for w in chunk)
+            inputs = self._processor(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                      **({"truncation": False, "padding": "longest", "return_attention_mask": True} if long_form else {}))
             kwargs = {"max_new_tokens": self.max_new_tokens}
             if getattr(self._model.generation_config, "is_multilingual", False) and self.language:

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from toolkit.files import atomic_write
+from toolkit.jsonl import write_jsonl
 from toolkit.registry import Registry, import_submodules
 
 
@@ -35,21 +37,18 @@ class Benchmark(abc.ABC):
 
     def write_manifest(self, path: str | os.PathLike) -> int:
         """Write the manifest (atomically); returns the number of rows.  Duplicate ids fail."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
         seen: set[str] = set()
-        with open(tmp, "w", encoding="utf-8") as f:
+
+        def checked() -> Iterator[dict[str, Any]]:  # raising here leaves the old manifest as it was
             for row in self.rows():
                 if row["id"] in seen:
                     raise BenchmarkError(f"{type(self).__name__}: duplicate id {row['id']!r}; ids must be unique per manifest")
                 seen.add(row["id"])
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if not seen:
-            tmp.unlink()
-            raise BenchmarkError(f"{type(self).__name__}: the benchmark copy produced no rows; check root")
-        tmp.replace(path)
-        return len(seen)
+                yield row
+            if not seen:
+                raise BenchmarkError(f"{type(self).__name__}: the benchmark copy produced no rows; check root")
+
+        return write_jsonl(path, checked())
 
 
 BENCHMARKS = Registry("benchmark", base=Benchmark)
@@ -155,10 +154,8 @@ def audio_cell_to_file(cell: Any, audio_dir: str | os.PathLike, utt_id: str, bas
             ext = next((e for magic, e in _MAGIC if data.startswith(magic)), ".wav")
         out = Path(audio_dir) / f"{utt_id}{ext}"
         if not out.is_file():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(out.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(out)
+            with atomic_write(out, "wb") as f:
+                f.write(data)
         return str(out.resolve())
     if src:
         p = Path(src)

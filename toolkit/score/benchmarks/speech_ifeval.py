@@ -13,9 +13,10 @@ IFrate is the mean of the first three subsets' following rates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
+
+from toolkit.jsonl import numbered_rows
 
 from toolkit.score.benchmarks.base import BENCHMARKS, Benchmark, BenchmarkError, manifest_row, require_dir, safe_id
 
@@ -54,27 +55,24 @@ class SpeechIFEval(Benchmark):
         if not path.is_file():
             raise BenchmarkError(f"speech_ifeval: {path} not found")
         missing = []
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                item = json.loads(line)
-                audio = self.root / "audios" / item["audio_filepath"]
-                if self.check_audio and not audio.is_file():
-                    missing.append(str(audio))
-                    continue
-                extra: dict[str, Any] = {"task_metric": item.get("metric"), "subset": self.subset,
-                                         "textual_audio": item.get("textual_audio")}
-                if self.step == "ifeval":
-                    metric = "ifeval"
-                    extra["instruction_id_list"] = item["instruction_id_list"]
-                    extra["kwargs"] = item["kwargs"]
-                else:
-                    metric = "speech_ifeval_llm"
-                uid = item.get("id", item.get("key", i))
-                yield manifest_row(
-                    id=f"sifeval_{safe_id(self.subset)}_{safe_id(uid)}", dataset=item.get("dataset", "speech_ifeval"),
-                    audio=str(audio), prompt=item["instruction"], reference=item.get("label"), metric=metric, **extra,
-                )
+        for lineno, item in numbered_rows(path):
+            i = lineno - 1  # the 0-based line, the fallback id
+            audio = self.root / "audios" / item["audio_filepath"]
+            if self.check_audio and not audio.is_file():
+                missing.append(str(audio))
+                continue
+            extra: dict[str, Any] = {"task_metric": item.get("metric"), "subset": self.subset,
+                                     "textual_audio": item.get("textual_audio")}
+            if self.step == "ifeval":
+                metric = "ifeval"
+                extra["instruction_id_list"] = item["instruction_id_list"]
+                extra["kwargs"] = item["kwargs"]
+            else:
+                metric = "speech_ifeval_llm"
+            uid = item.get("id", item.get("key", i))
+            yield manifest_row(
+                id=f"sifeval_{safe_id(self.subset)}_{safe_id(uid)}", dataset=item.get("dataset", "speech_ifeval"),
+                audio=str(audio), prompt=item["instruction"], reference=item.get("label"), metric=metric, **extra,
+            )
         if missing:
             raise BenchmarkError(f"speech_ifeval: {len(missing)} audio files missing under {self.root / 'audios'}, e.g. {missing[:3]}")

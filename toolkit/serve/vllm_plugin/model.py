@@ -43,10 +43,10 @@ from vllm.multimodal.parse import MultiModalDataParser
 from vllm.multimodal.processing import BaseDummyInputsBuilder, BaseMultiModalProcessor, BaseProcessingInfo
 from vllm.sequence import IntermediateTensors
 
+from toolkit.audio import SAMPLE_RATE
 from toolkit.models.chat import AUDIO_TOKEN, ChatFormatter
 from toolkit.serve.vllm_plugin.prepare import UnsupportedExportError, audio_vectors_per_clip
 
-SAMPLE_RATE = 16000
 
 
 def load_export_config(export_dir: str | Path) -> dict[str, Any]:
