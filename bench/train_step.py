@@ -124,7 +124,8 @@ def collate(
         count,
         num_tapped=model.encoder.num_tapped,
     )
-    tokens = [s.est_tokens + (count.seconds(s.duration) if batch_tokens else 0) for s in samples]  # as AQADataModule does
+    # as AQADataModule does
+    tokens = [s.est_tokens + (count.seconds(s.duration) if batch_tokens else 0) for s in samples]
     sampler = BucketBatchSampler(
         [s.duration for s in samples],
         tokens,

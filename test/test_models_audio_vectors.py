@@ -1,4 +1,4 @@
-"""Declared lengths: every registered encoder's ``num_frames`` and adapter's ``num_vectors`` equal what ``forward`` returns.
+"""Declared lengths: each registered encoder's ``num_frames`` and adapter's ``num_vectors`` equal ``forward``'s.
 
 The tests are parametrized over the registries, so a new encoder or adapter is checked as soon as it
 registers; it fails here until it has a tiny config in ``TINY_ENCODERS`` / ``TINY_ADAPTERS``.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import test_train_fakes  # noqa: F401  (registers the training fakes, so the registries hold the same names in every run)
+import test_train_fakes  # noqa: F401  (registers the training fakes: the registries hold the same names in every run)
 from toolkit.models.adapters import ADAPTERS
 from toolkit.models.audio_vectors import AudioVectorCount
 from toolkit.models.encoders import ENCODERS
@@ -62,7 +62,8 @@ def noise(n: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("name", ENCODERS.choices())
 def test_encoder_num_frames_equals_forward(name, tiny_dirs, tmp_path_factory):
     if name not in TINY_ENCODERS:
-        pytest.fail(f"encoder '{name}' has no tiny config in TINY_ENCODERS ({__file__}); add one so its num_frames is checked")
+        pytest.fail(f"encoder '{name}' has no tiny config in TINY_ENCODERS ({__file__}); add one so that its "
+                    f"num_frames is checked")
     for node in TINY_ENCODERS[name](tiny_dirs, tmp_path_factory):
         encoder = ENCODERS.build({"name": name, **node}, "encoder")
         declared = [encoder.num_frames(n) for n in NUM_SAMPLES]
@@ -76,7 +77,8 @@ def test_encoder_num_frames_equals_forward(name, tiny_dirs, tmp_path_factory):
 @pytest.mark.parametrize("name", ADAPTERS.choices())
 def test_adapter_num_vectors_equals_forward(name):
     if name not in TINY_ADAPTERS:
-        pytest.fail(f"adapter '{name}' has no tiny config in TINY_ADAPTERS ({__file__}); add one so its num_vectors is checked")
+        pytest.fail(f"adapter '{name}' has no tiny config in TINY_ADAPTERS ({__file__}); add one so that its "
+                    f"num_vectors is checked")
     runtime = {"input_size": 16, "num_inputs": 2, "output_size": 8}
     for node in TINY_ADAPTERS[name]:
         torch.manual_seed(0)

@@ -168,7 +168,7 @@ class LALM(nn.Module):
         return encode_audio(self.encoder, self.adapter, features, encoder_output)
 
     def encode_waveforms(self, waves: Sequence[np.ndarray], chunk_size: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio vectors for raw clips, encoded in duration-sorted chunks (:func:`encode_waveforms`), padded to a batch."""
+        """Audio vectors for raw clips, encoded in duration-sorted chunks (:func:`encode_waveforms`), padded."""
         vectors = encode_waveforms(self.encoder, self.adapter, waves, chunk_size)
         lengths = torch.tensor([v.shape[0] for v in vectors], device=self.device)
         padded = torch.zeros(len(vectors), int(lengths.max()), vectors[0].shape[-1], dtype=vectors[0].dtype, device=self.device)

@@ -160,8 +160,8 @@ class S3PRLEncoder(AudioEncoder):
         if self.conv_layers is None:
             raise NotImplementedError(
                 f"encoder s3prl: upstream '{self.upstream_name}' has no fairseq-style convolutional feature extractor "
-                f"(a `conv_layers` list of Conv1d blocks), so its frame count per clip is unknown; use an upstream that "
-                f"has one (wavlm, hubert, wav2vec2) or the transformers encoders (encoder=wavlm, hubert, wav2vec2)"
+                f"(a `conv_layers` list of Conv1d blocks), so its frame count per clip is unknown; use an upstream "
+                f"that has one (wavlm, hubert, wav2vec2) or the transformers encoders (encoder=wavlm, hubert, wav2vec2)"
             )
         frames = max(int(num_samples), MIN_SAMPLES)
         for kernel, stride in self.conv_layers:
