@@ -138,7 +138,7 @@ class PromptProcessor:
         text = formatter.tokenizer.decode(list(prompt_ids), skip_special_tokens=False,
                                           clean_up_tokenization_spaces=False)
         waves = [np.asarray(w, dtype=np.float32).reshape(-1) for w in waveforms]
-        n_audios = formatter.tag_audio(text).count(AUDIO_TOKEN)
+        n_audios = text.count(AUDIO_TOKEN)
         if len(waves) != n_audios:
             raise ValueError(f"the prompt has {n_audios} {AUDIO_TOKEN} placeholder(s) but {len(waves)} audio(s) were "
                              f"given; put one {AUDIO_TOKEN} in the text where each audio goes")
