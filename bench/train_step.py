@@ -46,7 +46,7 @@ from harness import Variant, add_common_args, compare, write_json
 from toolkit.config import cache_dir, load_config
 from toolkit.models.encoders.base import EncoderOutput
 from toolkit.models.lalm import LALM
-from toolkit.train.data import AQADataset, AudioVectorCount, BucketBatchSampler, Collator, read_rows, split_cached
+from toolkit.train.data import AQADataset, BucketBatchSampler, Collator, read_rows, split_cached
 
 CONFIGS = {
     "tiny": {
@@ -116,7 +116,7 @@ def collate(
     """One epoch of collated batches, as the data-loader workers would hand them over."""
     samples, _ = read_rows(rows, audio_root=str(audio_root))
     ds = AQADataset(samples)
-    count = AudioVectorCount.probe(model)
+    count = model.audio_vector_count()
     coll = Collator(
         model.formatter,
         model.encoder.feature_extractor(),
@@ -124,7 +124,8 @@ def collate(
         count,
         num_tapped=model.encoder.num_tapped,
     )
-    tokens = [s.est_tokens + (count(s.duration) if batch_tokens else 0) for s in samples]  # as AQADataModule does
+    # as AQADataModule does
+    tokens = [s.est_tokens + (count.seconds(s.duration) if batch_tokens else 0) for s in samples]
     sampler = BucketBatchSampler(
         [s.duration for s in samples],
         tokens,

@@ -30,7 +30,6 @@ import torch  # noqa: E402
 from toolkit.assets import asset_dir  # noqa: E402
 from toolkit.audio import load_audio  # noqa: E402
 from toolkit.models.lalm import LALM  # noqa: E402
-from toolkit.serve.vllm_plugin.model import render_prompt  # noqa: E402
 from toolkit.serve.vllm_plugin.prepare import prepare_vllm_dir  # noqa: E402
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -80,7 +79,7 @@ def check_equal(export: Path, max_new_tokens: int) -> None:
     texts = [model.generate(c, generation={"max_new_tokens": max_new_tokens}) for c in convs]
     llm = vllm.LLM(model=str(export), dtype="float32", max_model_len=2048, seed=0, limit_mm_per_prompt={"audio": 2})
     try:
-        requests = [{"prompt": render_prompt(model.formatter, c),
+        requests = [{"prompt": model.formatter.render_prompt(c),
                      "multi_modal_data": {"audio": [(load_audio(a["audio"]), 16000) for m in c for a in m["audios"]]},
                      "mm_processor_kwargs": {"transcripts": [a["text"] for m in c for a in m["audios"]]}} for c in convs]
         outs = llm.generate(requests, vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
@@ -110,11 +109,16 @@ def tiny_llm(out: Path) -> Path:
     return out
 
 
-def small_config(llm_path: str | Path, **llm_extra) -> dict:
-    """A random tiny Whisper encoder and one-layer Q-Former (8 vectors per clip) in front of ``llm_path``, fp32."""
+QFORMER = {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64,
+           "dropout": 0.0}
+
+
+def small_config(llm_path: str | Path, adapter: dict | None = None, **llm_extra) -> dict:
+    """A random tiny Whisper encoder and ``adapter`` (default: a one-layer Q-Former, 8 vectors per clip) in front of
+    ``llm_path``, fp32."""
     return {
         "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
-        "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 64, "dropout": 0.0},
+        "adapter": adapter or QFORMER,
         "llm": {"name": "hf_causal_lm", "model_path": str(llm_path), "dtype": "float32", **llm_extra},
         "transcriber": {"name": "given"},
         "lalm": {"system_prompt": "Focus on the audio clips and instructions."},
@@ -124,6 +128,20 @@ def small_config(llm_path: str | Path, **llm_extra) -> dict:
 def test_vllm_equals_generate_tiny(tmp_path):
     torch.manual_seed(0)
     LALM.from_config(small_config(tiny_llm(tmp_path / "llm"))).save_pretrained(tmp_path / "export")
+    check_equal(tmp_path / "export", max_new_tokens=12)
+
+
+@pytest.mark.parametrize("adapter", [{"name": "mlp", "stack_frames": 4},
+                                     {"name": "window_qformer", "num_layers": 1, "num_heads": 4, "dropout": 0.0}])
+def test_vllm_equals_generate_tiny_frame_adapters(adapter, tmp_path):
+    """Adapters whose vector count grows with duration: each audio gets its declared number of placeholders.
+
+    Clips up to 30 s (``max_chunks: 1``), so vLLM's per-audio reservation (375 vectors for mlp) fits ``max_model_len``.
+    """
+    torch.manual_seed(0)
+    cfg = small_config(tiny_llm(tmp_path / "llm"), adapter)
+    cfg["encoder"]["max_chunks"] = 1
+    LALM.from_config(cfg).save_pretrained(tmp_path / "export")
     check_equal(tmp_path / "export", max_new_tokens=12)
 
 

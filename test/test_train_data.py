@@ -11,7 +11,6 @@ import pytest
 import test_train_fakes as fakes
 from toolkit.train.data import (
     AQADataset,
-    AudioVectorCount,
     BadAudioLog,
     BucketBatchSampler,
     Collator,
@@ -103,7 +102,7 @@ def _dataset_and_collator(tmp_path: Path, corpus: dict, bad_log: Path):
     model = LALM.from_config(load_config(cfg_path))
     samples, _ = read_rows(corpus["train"], audio_root=corpus["audio_root"])
     ds = AQADataset(samples, BadAudioLog(bad_log))
-    coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, AudioVectorCount.probe(model))
+    coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, model.audio_vector_count())
     return model, ds, coll
 
 
@@ -123,14 +122,14 @@ def test_corrupt_audio_is_skipped_and_listed(tmp_path: Path):
     assert np.isfinite(out["loss"].item())
 
 
-def test_vector_count_probe_and_truncation(tmp_path: Path):
+def test_declared_vector_count_and_truncation(tmp_path: Path):
     corpus = fakes.make_corpus(tmp_path, n_train=2, n_dev=1)
     model, ds, coll = _dataset_and_collator(tmp_path, corpus, tmp_path / "bad.txt")
     # fake adapter: one vector per 25 frames of 20 ms = 2 vectors per second
-    assert coll.vector_count(1.0) == 2 and coll.vector_count(3.0) == 6
+    assert coll.vector_count(16000) == 2 and coll.vector_count(48000) == 6 and coll.vector_count.seconds(3.0) == 6
     s = ds.samples[0]
     prompt = model.formatter.encode(s.messages, [a.get("text") for a in s.audios])
-    vectors = coll.vector_count(s.duration)
+    vectors = coll.vector_count(len(ds[0]["waveforms"][0]))
     coll.max_length = len(prompt.input_ids) + vectors + 3  # room for 3 target tokens: the response is cut and flagged
     batch = coll([ds[0]])
     conv = batch["conversations"][0]

@@ -62,6 +62,9 @@ if "train_fake_encoder" not in ENCODERS:
         def feature_extractor(self) -> FakeFeatures:
             return FakeFeatures()
 
+        def num_frames(self, num_samples: int) -> int:
+            return max(1, int(num_samples) // HOP)
+
         def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor) -> EncoderOutput:
             h = torch.tanh(self.proj(features))
             return EncoderOutput([h, h * 0.5 + 0.1], feature_lengths)
@@ -82,6 +85,9 @@ if "train_fake_encoder" not in ENCODERS:
             self.layer_weights = nn.Parameter(torch.zeros(num_inputs))
             self.proj = nn.Sequential(nn.Linear(input_size, 32), nn.GELU(), nn.Dropout(dropout), nn.Linear(32, output_size))
             self.train_calls = 0
+
+        def num_vectors(self, num_frames: int) -> int:
+            return max(1, -(-int(num_frames) // self.stride))
 
         def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if self.training:

@@ -16,10 +16,10 @@ from toolkit.models.lalm import LALM
 
 
 def _batch_loss(model: LALM, corpus: dict, n: int = 8) -> float:
-    from toolkit.train.data import AQADataset, AudioVectorCount, Collator, read_rows
+    from toolkit.train.data import AQADataset, Collator, read_rows
 
     samples, _ = read_rows(corpus["train"], audio_root=corpus["audio_root"])
-    coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, AudioVectorCount.probe(model))
+    coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, model.audio_vector_count())
     ds = AQADataset(samples)
     batch = coll([ds[i] for i in range(n)])
     model.eval()
@@ -131,7 +131,7 @@ def test_global_batch_size_sets_accumulation(tmp_path: Path, caplog):
 def test_feature_cache_matches_audio_path_and_trains(tmp_path: Path, caplog):
     from toolkit.bin.cache_features import main as cache_main
     from toolkit.bin.train import main
-    from toolkit.train.data import AQADataset, AudioVectorCount, Collator, FeatureCache, read_rows
+    from toolkit.train.data import AQADataset, Collator, FeatureCache, read_rows
 
     corpus = fakes.make_corpus(tmp_path, n_train=8, n_dev=2)
     broken = Path(corpus["audio_root"]) / "train_005.wav"
@@ -148,7 +148,7 @@ def test_feature_cache_matches_audio_path_and_trains(tmp_path: Path, caplog):
 
     model = LALM.from_config(load_config(cfg_path)).eval()
     samples, _ = read_rows(corpus["train"], audio_root=corpus["audio_root"])
-    vc = AudioVectorCount.probe(model)
+    vc = model.audio_vector_count()
     coll = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, vc, num_tapped=2)
     audio_batch = coll([AQADataset(samples)[i] for i in range(4)])
     cached_batch = coll([AQADataset(samples, cache=FeatureCache(cache))[i] for i in range(4)])

@@ -290,7 +290,7 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
 
     from toolkit.config import ConfigError, to_container
     from toolkit.models.lalm import LALM
-    from toolkit.train.data import AudioVectorCount, Collator
+    from toolkit.train.data import Collator
     from toolkit.train.checkpoint import AtomicCheckpointIO
     from toolkit.train.datamodule import AQADataModule
     from toolkit.train.loggers import build_loggers
@@ -318,8 +318,8 @@ def setup(cfg: Any, settings: TrainSettings) -> dict[str, Any]:
         raise ConfigError("train.data.feature_cache is set but the encoder has trainable weights: cached states would be stale; "
                           "unset train.data.feature_cache or freeze the encoder")
 
-    # data: tokenization + features run in workers; vector counts cut over-long responses there
-    vector_count = AudioVectorCount.probe(model)
+    # data: tokenization + features run in workers; the declared vector counts cut over-long responses there
+    vector_count = model.audio_vector_count()
     collator = Collator(model.formatter, model.encoder.feature_extractor(), model.max_seq_len, vector_count,
                         num_tapped=model.encoder.num_tapped)
     if "sources" in data_args:

@@ -37,10 +37,10 @@ class VLLMEngine:
         vllm = import_vllm("decode.backend=vllm", "decode.backend=hf")
         from toolkit.config import load_config, to_container
         from toolkit.models.transcribers import TRANSCRIBERS
-        from toolkit.serve.vllm_plugin.model import build_formatter, render_prompt
         from toolkit.serve.vllm_plugin.prepare import prepare_vllm_dir
+        from toolkit.serve.vllm_plugin.processing import build_formatter
 
-        self._vllm, self._render = vllm, render_prompt
+        self._vllm = vllm
         root = prepare_vllm_dir(model_dir)
         cfg = to_container(load_config(Path(root) / "config.yaml"))
         self.formatter, _ = build_formatter(cfg)
@@ -60,7 +60,7 @@ class VLLMEngine:
             waves = [np.asarray(a["audio"], dtype=np.float32) for a in audios]
             transcripts = self.transcriber.transcribe(waves, [a.get("text") for a in audios])
             all_transcripts.append(transcripts)
-            requests.append({"prompt": self._render(self.formatter, conv),
+            requests.append({"prompt": self.formatter.render_prompt(conv),
                              "multi_modal_data": {"audio": [(w, SAMPLE_RATE) for w in waves]},
                              "mm_processor_kwargs": {"transcripts": transcripts}})
         params = self._vllm.SamplingParams(**settings.vllm_kwargs())

@@ -23,6 +23,19 @@ AUDIO_TOKEN = "<|AUDIO|>"
 IGNORE_INDEX = -100
 
 
+def placeholder_token_id(tokenizer: Any, placeholder_token: str | None) -> int:
+    """The id that fills audio positions: ``placeholder_token``'s (an existing token), else the pad token's."""
+    if placeholder_token is None:
+        return int(tokenizer.pad_token_id)
+    ids = tokenizer.convert_tokens_to_ids([placeholder_token])
+    if not ids or ids[0] is None or ids[0] == tokenizer.unk_token_id:
+        from toolkit.config import ConfigError
+
+        raise ConfigError(f"lalm.placeholder_token: '{placeholder_token}' is not a single token of this tokenizer; "
+                          f"pick an existing special token")
+    return int(ids[0])
+
+
 class ConversationError(ValueError):
     """A conversation that does not fit the format (audio count, roles, empty text)."""
 
@@ -39,6 +52,27 @@ class TokenizedConversation:
     labels: list[int]
     audio_slots: list[int] = field(default_factory=list)
     truncated: bool = False
+
+    def spliced(self, audio_lengths: Sequence[int], placeholder_id: int) -> tuple[list[int], list[int], list[int]]:
+        """``input_ids`` and ``labels`` with ``audio_lengths[k]`` copies of ``placeholder_id`` at slot ``k``.
+
+        Returns the two lists and where each audio's placeholders start; the composite model overwrites
+        their embeddings with the audio vectors (the vLLM plugin hands vLLM the same ids and offsets).
+        """
+        if len(audio_lengths) != len(self.audio_slots):
+            raise ValueError(f"{len(audio_lengths)} audio lengths for {len(self.audio_slots)} audio slots")
+        ids: list[int] = []
+        labels: list[int] = []
+        offsets: list[int] = []
+        prev = 0
+        for slot, n in zip(self.audio_slots, audio_lengths):
+            ids += self.input_ids[prev:slot]
+            labels += self.labels[prev:slot]
+            offsets.append(len(ids))
+            ids += [placeholder_id] * int(n)
+            labels += [IGNORE_INDEX] * int(n)
+            prev = slot
+        return ids + self.input_ids[prev:], labels + self.labels[prev:], offsets
 
 
 @dataclass
@@ -64,22 +98,32 @@ class ChatFormatter:
     use_transcript: bool = True
     system_prompt: str | None = None
 
-    def _ids(self, text: str) -> list[int]:
+    def token_ids(self, text: str) -> list[int]:
+        """Ids of a piece of text, no special tokens added (the chat template wrote them)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def transcript_ids(self, transcript: str | None) -> list[int]:
         if not self.use_transcript or not transcript or not transcript.strip():
             return []
-        ids = self._ids(transcript.strip())
+        ids = self.token_ids(transcript.strip())
         if self.transcript_max_tokens is not None:
             ids = ids[: self.transcript_max_tokens]
         return ids
 
-    def _render(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool) -> str:
+    def render(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        """The chat template's text for ``messages`` (the system prompt first when they have no system turn)."""
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
         if self.system_prompt and (not plain or plain[0]["role"] != "system"):
             plain = [{"role": "system", "content": self.system_prompt}, *plain]
         return self.tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def render_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
+        """The generation prompt for ``messages`` with each ``<|AUDIO|>`` left in place (what vLLM is sent).
+
+        :meth:`encode_prompt` turns it (or its ids decoded back to text) into what :meth:`encode` gives.
+        """
+        self.count_audios(messages)
+        return self.render(messages, add_generation_prompt=True)
 
     def count_audios(self, messages: Sequence[dict[str, Any]]) -> int:
         """Number of audios of a conversation, checking each turn's placeholders match its audios."""
@@ -96,6 +140,32 @@ class ChatFormatter:
                 )
             total += n_audios
         return total
+
+    def tag_audio(self, text: str) -> str:
+        """``text`` with each ``<|AUDIO|>`` wrapped in the audio tags (once: tags already there are kept)."""
+        tagged = f"{self.audio_start}{AUDIO_TOKEN}{self.audio_end}"
+        return text.replace(tagged, AUDIO_TOKEN).replace(AUDIO_TOKEN, tagged)
+
+    def encode_prompt(self, prompt_text: str, transcripts: Sequence[str | None] = ()) -> TokenizedConversation:
+        """Ids and audio slots of a rendered prompt whose ``<|AUDIO|>`` mark the audios (tagged or not).
+
+        The text between audios is tokenized piece by piece (the tags wrap the placeholder so they
+        tokenize with their neighbouring text), and each audio's transcript ids follow its slot:
+        tokenizing the whole string at once could merge tokens across those boundaries.
+        """
+        pieces = self.tag_audio(prompt_text).split(AUDIO_TOKEN)
+        n_audios = len(pieces) - 1
+        if len(transcripts) not in (0, n_audios):
+            raise ConversationError(f"{n_audios} audios but {len(transcripts)} transcripts")
+        transcripts = list(transcripts) or [None] * n_audios
+        input_ids: list[int] = []
+        slots: list[int] = []
+        for k, piece in enumerate(pieces):
+            input_ids += self.token_ids(piece)
+            if k < n_audios:
+                slots.append(len(input_ids))
+                input_ids += self.transcript_ids(transcripts[k])
+        return TokenizedConversation(input_ids=input_ids, labels=[IGNORE_INDEX] * len(input_ids), audio_slots=slots)
 
     def encode(
         self,
@@ -114,23 +184,16 @@ class ChatFormatter:
         if len(transcripts) not in (0, n_audios):
             raise ConversationError(f"{n_audios} audios but {len(transcripts)} transcripts")
         transcripts = list(transcripts) or [None] * n_audios
-        # The tags wrap the placeholder so they tokenize with their neighbouring text.
-        tagged = [{**m, "content": str(m["content"]).replace(AUDIO_TOKEN, f"{self.audio_start}{AUDIO_TOKEN}{self.audio_end}")} for m in messages]
-        prompt_text = self._render(tagged, add_generation_prompt=True)
-        pieces = prompt_text.split(AUDIO_TOKEN)
-        input_ids: list[int] = []
-        slots: list[int] = []
-        for k, piece in enumerate(pieces):
-            input_ids += self._ids(piece)
-            if k < n_audios:
-                slots.append(len(input_ids))
-                input_ids += self.transcript_ids(transcripts[k])
+        tag = f"{self.audio_start}{AUDIO_TOKEN}{self.audio_end}"
+        tagged = [{**m, "content": str(m["content"]).replace(AUDIO_TOKEN, tag)} for m in messages]
+        prompt = self.encode_prompt(self.render(tagged, add_generation_prompt=True), transcripts)
+        input_ids, slots = prompt.input_ids, prompt.audio_slots
         labels = [IGNORE_INDEX] * len(input_ids)
         truncated = False
         if response is not None:
             if not response.strip():
                 raise ConversationError("empty response: a training target needs text")
-            target = self._ids(response) + [self.eos_token_id]
+            target = self.token_ids(response) + [self.eos_token_id]
             if max_length is not None:
                 room = max_length - len(input_ids) - sum(audio_lengths)
                 if room < len(target):

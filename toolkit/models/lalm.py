@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolkit.config import ConfigError, load_config, raise_if_problems, save_resolved, to_container
+from toolkit.config import load_config, raise_if_problems, save_resolved, to_container
 from toolkit.models.adapters import ADAPTERS
 from toolkit.models.adapters.base import RUNTIME_ARGUMENTS, adapter_runtime
-from toolkit.models.chat import IGNORE_INDEX, ChatFormatter, TokenizedConversation
+from toolkit.models.audio_vectors import AudioVectorCount, encode_audio, encode_waveforms
+from toolkit.models.chat import IGNORE_INDEX, ChatFormatter, TokenizedConversation, placeholder_token_id
 from toolkit.models.encoders import ENCODERS
 from toolkit.models.encoders.base import EncoderOutput
 from toolkit.models.generation import Generation, GenerationSettings, generate_from_embeddings
@@ -101,13 +102,7 @@ class LALM(nn.Module):
                 tokenizer=tokenizer, eos_token_id=llm.eos_token_ids[0], audio_start=audio_start, audio_end=audio_end,
                 transcript_max_tokens=transcript_max_tokens, use_transcript=use_transcript, system_prompt=system_prompt,
             )
-            if placeholder_token is None:
-                self.placeholder_id = int(tokenizer.pad_token_id)
-            else:
-                ids = tokenizer.convert_tokens_to_ids([placeholder_token])
-                if not ids or ids[0] is None or ids[0] == tokenizer.unk_token_id:
-                    raise ConfigError(f"lalm.placeholder_token: '{placeholder_token}' is not a single token of this tokenizer; pick an existing special token")
-                self.placeholder_id = int(ids[0])
+            self.placeholder_id = placeholder_token_id(tokenizer, placeholder_token)
 
     # 1. building ---------------------------------------------------------------------------
     @classmethod
@@ -152,6 +147,14 @@ class LALM(nn.Module):
         return out
 
     # 2. audio -> vectors --------------------------------------------------------------------
+    def num_audio_vectors(self, num_samples: int) -> int:
+        """Audio vectors one clip of ``num_samples`` samples takes, as the encoder and adapter declare it."""
+        return self.audio_vector_count()(num_samples)
+
+    def audio_vector_count(self) -> AudioVectorCount:
+        """:meth:`num_audio_vectors` as a picklable object for data loader workers (no weights inside)."""
+        return AudioVectorCount(self.encoder, self.adapter)
+
     def encode_audio(
         self,
         features: dict[str, torch.Tensor] | None = None,
@@ -162,30 +165,11 @@ class LALM(nn.Module):
         Pass either encoder inputs (``features`` from the encoder's feature extractor) or cached
         encoder states (``encoder_output``, from the feature cache).
         """
-        if encoder_output is None:
-            if features is None:
-                raise ValueError("encode_audio needs features or encoder_output")
-            encoder_output = self.encoder(**features)
-        adapter_dtype = next(self.adapter.parameters()).dtype
-        states = [h.to(adapter_dtype) for h in encoder_output.hidden_states]
-        return self.adapter(states, encoder_output.lengths)
+        return encode_audio(self.encoder, self.adapter, features, encoder_output)
 
     def encode_waveforms(self, waves: Sequence[np.ndarray], chunk_size: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio vectors for raw clips, encoded in duration-sorted chunks.
-
-        The encoder pads a batch to its longest clip, so one short clip beside a long one costs the
-        long one's attention; sorted chunks of similar length avoid that (outputs are unchanged: the
-        encoders and adapters are padding-invariant, which the tests check).
-        """
-        fx = self.encoder.feature_extractor()
-        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        vectors: list[torch.Tensor | None] = [None] * len(waves)
-        for start in range(0, len(order), chunk_size):
-            idx = order[start : start + chunk_size]
-            feats = {k: v.to(self.device) for k, v in fx([waves[i] for i in idx]).items()}
-            embeds, lengths = self.encode_audio(feats)
-            for row, i in enumerate(idx):
-                vectors[i] = embeds[row, : int(lengths[row])]
+        """Audio vectors for raw clips, encoded in duration-sorted chunks (:func:`encode_waveforms`), padded."""
+        vectors = encode_waveforms(self.encoder, self.adapter, waves, chunk_size)
         lengths = torch.tensor([v.shape[0] for v in vectors], device=self.device)
         padded = torch.zeros(len(vectors), int(lengths.max()), vectors[0].shape[-1], dtype=vectors[0].dtype, device=self.device)
         for i, v in enumerate(vectors):
@@ -209,23 +193,20 @@ class LALM(nn.Module):
         (right-padded, positions restarted per row, a block-diagonal causal ``attention_mask`` in
         the form the LLM's attention takes; see :mod:`toolkit.models.packing`).
         """
-        lengths = [] if audio_lengths is None else audio_lengths.tolist()
+        lengths = [] if audio_lengths is None else [int(n) for n in audio_lengths.tolist()]
+        n_slots = sum(len(conv.audio_slots) for conv in conversations)
+        if n_slots != len(lengths):
+            raise ValueError(f"{len(lengths)} audios encoded but the conversations have {n_slots} audio slots")
         rows_ids, rows_labels, rows_audio = [], [], []
         k = 0
         for conv in conversations:
-            ids, labels, is_audio, prev = [], [], [], 0
-            for slot in conv.audio_slots:
-                n = int(lengths[k])
-                ids += conv.input_ids[prev:slot] + [self.placeholder_id] * n
-                labels += conv.labels[prev:slot] + [IGNORE_INDEX] * n
-                is_audio += [False] * (slot - prev) + [True] * n
-                prev, k = slot, k + 1
-            ids += conv.input_ids[prev:]
-            labels += conv.labels[prev:]
-            is_audio += [False] * (len(conv.input_ids) - prev)
+            counts = lengths[k : k + len(conv.audio_slots)]
+            ids, labels, offsets = conv.spliced(counts, self.placeholder_id)
+            is_audio = [False] * len(ids)
+            for offset, n in zip(offsets, counts):
+                is_audio[offset : offset + n] = [True] * n
+            k += len(counts)
             rows_ids.append(ids), rows_labels.append(labels), rows_audio.append(is_audio)
-        if k != len(lengths):
-            raise ValueError(f"{len(lengths)} audios encoded but the conversations have {k} audio slots")
         if pack_length is not None:
             return self._assemble_packed(rows_ids, rows_labels, rows_audio, [len(c.audio_slots) for c in conversations],
                                          audio_embeds, lengths, pack_length)

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,7 +22,9 @@ from typing import Any
 import torch
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-_skip_weights = False
+# Per thread, as torch's device context is: the vLLM plugin builds a weightless encoder to count audio vectors
+# in a server process whose other threads load real weights (the Whisper transcriber) at the same time.
+_state = threading.local()
 
 
 from toolkit.assets import AssetMissingError  # noqa: E402  (one error class for every missing asset)
@@ -30,18 +33,17 @@ from toolkit.assets import AssetMissingError  # noqa: E402  (one error class for
 @contextlib.contextmanager
 def skip_weights() -> Iterator[None]:
     """Build components from configs only, on the meta device (no weights, no download)."""
-    global _skip_weights
-    previous, _skip_weights = _skip_weights, True
+    previous, _state.skip = getattr(_state, "skip", False), True
     try:
         with torch.device("meta"):
             yield
     finally:
-        _skip_weights = previous
+        _state.skip = previous
 
 
 def weights_enabled() -> bool:
-    """False inside ``skip_weights()``."""
-    return not _skip_weights
+    """False inside ``skip_weights()`` (in this thread)."""
+    return not getattr(_state, "skip", False)
 
 
 def preset_names() -> list[str]:

@@ -131,7 +131,9 @@ def run_selfgen(
             for it in batch:
                 conv = [{"role": "user", "content": template.format(seed_description=it.seed_description, prompt=it.prompt)}]
                 conversations.append(([{"role": "system", "content": system_prompt}] if system_prompt else []) + conv)
-            answers = backend.answer(batch, conversations)
+            # GenerationBackend.answer (label_template reads the items); a bare generate() backend works too.
+            answer = getattr(backend, "answer", None)
+            answers = answer(batch, conversations) if answer else backend.generate(conversations)
             writer.write_batch(training_row(it, a.text, a.finish_reason, a.num_tokens) for it, a in zip(batch, answers, strict=True))
             stats["written"] += len(batch)
             stats["tokens"] += sum(a.num_tokens for a in answers)

@@ -45,6 +45,7 @@ from torch.utils.data import Dataset, Sampler
 
 from toolkit.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
 from toolkit.data.datadir import UttIndex
+from toolkit.models.audio_vectors import AudioVectorCount
 from toolkit.models.chat import AUDIO_TOKEN, ConversationError
 
 log = logging.getLogger(__name__)
@@ -335,47 +336,16 @@ class AQADataset(Dataset):
 # ----------------------------------------------------------------------------- 3. collate
 
 
-class AudioVectorCount:
-    """How many audio vectors the adapter makes for a clip of ``seconds``: ``fixed`` or ``offset + rate * s``.
-
-    The formatter needs per-audio vector counts to cut a response at ``max_seq_len`` inside the
-    worker, before the encoder runs.  A Q-Former gives a fixed count (64); frame adapters grow
-    with duration.  :meth:`probe` measures both by running the encoder + adapter once on 1 s and
-    3 s of silence (cheap, done once per process; equal counts mean a fixed count); the estimate may be off by a vector or two
-    for frame adapters (rounding), which only moves the cut point by as much.
-    """
-
-    def __init__(self, offset: float, rate: float):
-        self.offset, self.rate = float(offset), float(rate)
-
-    def __call__(self, seconds: float) -> int:
-        return max(0, int(math.ceil(self.offset + self.rate * seconds)))
-
-    @classmethod
-    @torch.no_grad()
-    def probe(cls, model: Any) -> "AudioVectorCount":
-        was_training = model.training
-        model.eval()
-        try:
-            fx = model.encoder.feature_extractor()
-            counts = []
-            for seconds in (1.0, 3.0):
-                feats = {k: v.to(model.device) for k, v in fx([np.zeros(int(16000 * seconds), dtype=np.float32)]).items()}
-                _, lengths = model.encode_audio(feats)
-                counts.append(int(lengths[0]))
-        finally:
-            model.train(was_training)
-        rate = (counts[1] - counts[0]) / 2.0
-        return cls(counts[0] - rate, rate)
-
-
 class Collator:
     """Batch = tokenized conversations + padded encoder inputs (or cached states); runs in workers.
 
     Returns a dict: ``conversations`` (TokenizedConversation list), ``features`` (encoder inputs)
     or ``hidden_states`` + ``lengths`` (cache), ``samples`` (the Sample objects, for generation)
     and ``stats``: samples, skipped (unreadable audio), truncated (response cut at max length),
-    audio_seconds, tokens (LLM positions, text + estimated audio vectors, padding excluded).
+    audio_seconds, tokens (LLM positions, text + audio vectors, padding excluded).
+
+    ``vector_count`` is the model's declared audio-vector count per clip (``LALM.audio_vector_count()``):
+    with it an over-long response is cut at ``max_length`` here, before the encoder runs.
     """
 
     def __init__(self, formatter: Any, feature_extractor: Callable[[list[np.ndarray]], dict[str, torch.Tensor]] | None,
@@ -396,9 +366,10 @@ class Collator:
                 continue
             if item["cached"]:  # durations come from the row / utt2dur / header read
                 seconds = [float(a.get("duration") or 0.0) for a in s.audios]
+                vec_counts = [self.vector_count.seconds(x) for x in seconds]
             else:
                 seconds = [len(w) / SAMPLE_RATE for w in item["waveforms"]]
-            vec_counts = [self.vector_count(x) for x in seconds]
+                vec_counts = [self.vector_count(len(w)) for w in item["waveforms"]]
             try:
                 conv = self.formatter.encode(s.messages, [a.get("text") for a in s.audios], response=s.response,
                                              max_length=self.max_length, audio_lengths=vec_counts)

@@ -193,7 +193,8 @@ class AQADataModule(L.LightningDataModule):
         if self.batch_tokens is None:
             return [s.est_tokens for s in self.train_samples]
         count = self.collator.vector_count
-        return [s.est_tokens + sum(count(float(a.get("duration") or 0.0)) for a in s.audios) for s in self.train_samples]
+        return [s.est_tokens + sum(count.seconds(float(a.get("duration") or 0.0)) for a in s.audios)
+                for s in self.train_samples]
 
     def _resume_position(self, sampler: BucketBatchSampler) -> None:
         """After a restart, skip the batches of the current epoch that the checkpoint already trained on.

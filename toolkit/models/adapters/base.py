@@ -23,9 +23,17 @@ class AudioAdapter(nn.Module, metaclass=abc.ABCMeta):
     N is fixed for the Q-Former (64 by default) and grows with duration for frame-based adapters;
     vectors past ``audio_lengths[b]`` are padding and never reach the LLM.
 
+    ``num_vectors(num_frames)`` declares ``audio_lengths`` for a clip of that many valid frames,
+    from the configuration alone and reading plain attributes only (see ``AudioEncoder.num_frames``).
+
     An adapter with attention may also take ``input_heads`` (the encoder's attention-head count, or
     None when the encoder has none): :func:`adapter_runtime` passes it only to adapters that accept it.
     """
+
+    @abc.abstractmethod
+    def num_vectors(self, num_frames: int) -> int:  # pragma: no cover
+        """Audio vectors (``audio_lengths``) ``forward`` makes of a clip with ``num_frames`` valid frames."""
+        ...
 
     @abc.abstractmethod
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover

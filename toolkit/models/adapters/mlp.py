@@ -54,6 +54,10 @@ class MLPAdapter(AudioAdapter):
         """(L,) softmax weights over tapped layers (for plots)."""
         return self.layer_weights.detach().float().softmax(dim=-1)
 
+    def num_vectors(self, num_frames: int) -> int:
+        """One vector per ``stack_frames`` frames, the last partial group included."""
+        return -(-int(num_frames) // self.stack_frames)
+
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = zero_padding(fuse_layers(hidden_states, self.layer_weights), lengths)
         batch, steps, width = x.shape

@@ -190,6 +190,10 @@ class QFormerAdapter(AudioAdapter):
         """(Q, L) softmax weights over tapped layers, one row per query (for plots)."""
         return self.layer_weights.detach().float().softmax(dim=-1)
 
+    def num_vectors(self, num_frames: int) -> int:
+        """``num_queries`` whatever the clip's length."""
+        return self.num_queries
+
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if len(hidden_states) != self.num_inputs:
             raise ValueError(f"adapter qformer: built for {self.num_inputs} tapped layers, got {len(hidden_states)}")

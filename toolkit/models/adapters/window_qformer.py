@@ -73,6 +73,10 @@ class WindowQFormerAdapter(AudioAdapter):
         """(L,) softmax weights over tapped layers (for plots)."""
         return self.layer_weights.detach().float().softmax(dim=-1)
 
+    def num_vectors(self, num_frames: int) -> int:
+        """``queries_per_window`` per window of ``window_size`` frames, the last partial window included."""
+        return -(-int(num_frames) // self.window_size) * self.queries_per_window
+
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = fuse_layers(hidden_states, self.layer_weights)
         batch, steps, width = x.shape

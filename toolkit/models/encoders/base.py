@@ -32,7 +32,12 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
     - ``feature_extractor()``: a picklable callable ``list[np.ndarray] -> dict[str, Tensor]``
       (16 kHz mono waveforms in, padded model inputs out, always with ``feature_lengths``) that data
       loader workers run, so featurising never blocks the training step;
-    - ``forward(**features) -> EncoderOutput``.
+    - ``forward(**features) -> EncoderOutput``;
+    - ``num_frames(num_samples)``: the frame count ``forward`` returns for one clip of that many
+      samples, computed from the configuration alone (the data loader needs it before the encoder
+      runs, the vLLM plugin before it builds the model). It reads plain attributes only, never a
+      submodule or a tensor, so a weightless copy (:class:`toolkit.models.audio_vectors.AudioVectorCount`)
+      can carry it into data loader workers.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -57,6 +62,11 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def feature_extractor(self) -> Any:
+        ...
+
+    @abc.abstractmethod
+    def num_frames(self, num_samples: int) -> int:  # pragma: no cover
+        """Valid frames (``EncoderOutput.lengths``) of a clip of ``num_samples`` 16 kHz samples."""
         ...
 
     @abc.abstractmethod

@@ -125,6 +125,8 @@ class HFSSLEncoder(AudioEncoder):
         self.num_heads = int(model.config.num_attention_heads)
         self.num_tapped = len(taps)
         self.per_clip_convolution = model.config.feat_extract_norm == "group"
+        # (kernel, stride) of each convolution, kept as plain numbers for num_frames
+        self.conv_layers = [(int(k), int(st)) for k, st in zip(model.config.conv_kernel, model.config.conv_stride)]
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -141,6 +143,13 @@ class HFSSLEncoder(AudioEncoder):
         else:
             normalize = self.model.config.feat_extract_norm == "layer"
         return WaveformFeatures(normalize)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the conv stack makes of one clip (padded to 400 samples by the featuriser, as ``forward`` sees it)."""
+        frames = max(int(num_samples), MIN_SAMPLES)
+        for kernel, stride in self.conv_layers:
+            frames = (frames - kernel) // stride + 1
+        return frames
 
     def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         """Frames the conv stack makes of each clip's samples."""

@@ -56,6 +56,21 @@ def import_s3prl_expert(upstream: str):
     return module.UpstreamExpert
 
 
+def conv_stack(upstream: torch.nn.Module) -> list[tuple[int, int]] | None:
+    """(kernel, stride) of each convolution of the upstream's fairseq-style feature extractor, None without one.
+
+    WavLM, HuBERT and wav2vec 2.0 experts keep it as ``feature_extractor.conv_layers``: one block per
+    layer, each starting with its ``Conv1d``; the hidden states have one frame per output step.
+    """
+    for module in upstream.modules():
+        layers = getattr(module, "conv_layers", None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers):
+            convs = [next((m for m in block.modules() if isinstance(m, torch.nn.Conv1d)), None) for block in layers]
+            if all(c is not None for c in convs):
+                return [(int(c.kernel_size[0]), int(c.stride[0])) for c in convs]
+    return None
+
+
 class S3PRLWaveforms:
     """Picklable featuriser: waveforms -> zero-padded (B, samples) float32 plus sample counts.
 
@@ -131,6 +146,7 @@ class S3PRLEncoder(AudioEncoder):
         heads = getattr(getattr(getattr(self.upstream, "model", None), "cfg", None), "encoder_attention_heads", None)
         self.num_heads = int(heads) if heads else None
         self.num_tapped = len(taps)
+        self.conv_layers = conv_stack(self.upstream)
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -139,6 +155,19 @@ class S3PRLEncoder(AudioEncoder):
 
     def feature_extractor(self) -> S3PRLWaveforms:
         return S3PRLWaveforms()
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the upstream's convolutional front end makes of one clip (padded to 400 samples, as featurised)."""
+        if self.conv_layers is None:
+            raise NotImplementedError(
+                f"encoder s3prl: upstream '{self.upstream_name}' has no fairseq-style convolutional feature extractor "
+                f"(a `conv_layers` list of Conv1d blocks), so its frame count per clip is unknown; use an upstream "
+                f"that has one (wavlm, hubert, wav2vec2) or the transformers encoders (encoder=wavlm, hubert, wav2vec2)"
+            )
+        frames = max(int(num_samples), MIN_SAMPLES)
+        for kernel, stride in self.conv_layers:
+            frames = (frames - kernel) // stride + 1
+        return frames
 
     def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor) -> EncoderOutput:
         """(B, samples) waveforms and their sample counts -> tapped states, one clip at a time."""

@@ -255,8 +255,24 @@ class WhisperEncoder(AudioEncoder):
             self.requires_grad_(False)
             self.eval()
 
-    # -- mode handling -----------------------------------------------------------------------
     # -- featurising -------------------------------------------------------------------------
+    def num_frames(self, num_samples: int) -> int:
+        """Encoder frames of one clip, as :class:`WhisperFeatures` and ``forward`` make them.
+
+        Each 30 s piece becomes ``samples // 160`` mel frames (a piece under 400 samples is padded to
+        400; reference mode pads every piece to 3000) and each window of ``w`` mel frames ``ceil(w / 2)``
+        encoder frames (the second convolution has stride 2).
+        """
+        samples = max(int(num_samples), 0)
+        pieces = max(1, math.ceil(samples / WINDOW_SAMPLES))
+        if self.reference_compatible:
+            return pieces * ((WINDOW_FRAMES + 1) // 2)
+        frames = 0
+        for k in range(pieces):
+            mels = max(min(WINDOW_SAMPLES, samples - k * WINDOW_SAMPLES), MIN_SAMPLES) // HOP_LENGTH
+            frames += (mels + 1) // 2
+        return frames
+
     def feature_extractor(self) -> WhisperFeatures:
         """Picklable ``list[np.ndarray] -> {"features", "feature_lengths"}`` for data loader workers."""
         preprocessor = self.model_dir / "preprocessor_config.json" if self.model_dir is not None else None

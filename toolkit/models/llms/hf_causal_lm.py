@@ -73,6 +73,23 @@ def check_tokenizer_round_trip(tokenizer: Any, path: str) -> None:
     )
 
 
+def load_tokenizer(model_path: str, chat_template: str | None = None) -> Any:
+    """The backbone's tokenizer as every prompt is built with it: checked, left padding, pad = eos when it has none,
+    ``chat_template`` (else its own, else a plain ``role: text`` one)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_tokenizer_round_trip(tokenizer, model_path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:  # Llama-3 and GPT-2 ship no pad token: pad = eos
+        tokenizer.pad_token = tokenizer.eos_token
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    elif not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+    return tokenizer
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     """``auto``: bf16 on a CUDA GPU with bf16 (fp16 on older ones) or a CPU with native bf16, else fp32."""
     if name == "auto":
@@ -112,28 +129,19 @@ class HFCausalLM(LanguageModel):
         chat_template: str | None = None,
     ):
         super().__init__()
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         torch_dtype = resolve_dtype(dtype)
         if weights_enabled():
             path = check_model_path(model_path, "llm")
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation)
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            check_tokenizer_round_trip(self.tokenizer, path)
+            self.tokenizer = load_tokenizer(path, chat_template)
         else:  # meta-device build for inspect: architecture only
             arch = resolve_config_dict(model_path, preset, "llm")
             config = AutoConfig.for_model(**arch)
             self.model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, attn_implementation=attn_implementation)
             self.tokenizer = None
         self.hidden_size = int(self.model.config.hidden_size if hasattr(self.model.config, "hidden_size") else self.model.config.n_embd)
-        if self.tokenizer is not None:
-            self.tokenizer.padding_side = "left"
-            if self.tokenizer.pad_token_id is None:  # Llama-3 and GPT-2 ship no pad token: pad = eos
-                self.tokenizer.pad_token = self.tokenizer.eos_token
-            if chat_template is not None:
-                self.tokenizer.chat_template = chat_template
-            elif not getattr(self.tokenizer, "chat_template", None):
-                self.tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
         self.eos_token_ids = self._eos_ids()
         if frozen:
             for p in self.model.parameters():

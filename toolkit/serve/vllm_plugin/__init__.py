@@ -5,11 +5,13 @@ Reads in this order:
 1. ``prepare``: ``prepare_vllm_dir(export_dir)`` adds what vLLM needs beside an export
    (``config.json`` naming our architecture, the LLM's tokenizer, a chat template with the export's
    system prompt, its decoding defaults), and ``check_servable`` refuses what the plugin cannot load.
-2. ``model``: the multimodal processor (chat text -> our own piecewise tokenization, transcripts
-   spliced after each audio's placeholder positions) and the model (our encoder + adapter, the LLM
-   as vLLM's own registered implementation).
-3. ``lora``: trained LoRA pairs merged into the LLM's base weights while vLLM loads them.
-4. ``middleware``: what ``python -m toolkit.bin.serve --backend vllm`` puts in front of vLLM's own
+2. ``processing``: what the plugin computes, without vLLM (chat text -> our own piecewise tokenization,
+   each audio's declared number of placeholder positions, transcripts spliced after them; the audio
+   vectors), through the functions ``LALM.generate`` uses.
+3. ``model``: vLLM's multimodal processor and model classes around ``processing`` (our encoder + adapter,
+   the LLM as vLLM's own registered implementation).
+4. ``lora``: trained LoRA pairs merged into the LLM's base weights while vLLM loads them.
+5. ``middleware``: what ``python -m toolkit.bin.serve --backend vllm`` puts in front of vLLM's own
    OpenAI server (the hf server's request checks, ASR transcripts in and out, decoding defaults).
 
 vLLM finds the model through the ``vllm.general_plugins`` entry point, which calls ``register``::

@@ -48,6 +48,7 @@ log = logging.getLogger("toolkit.serve")
 ENV_EXPORT_DIR = "DESTA_EXPORT_DIR"
 ENV_SERVED_MODEL_NAME = "DESTA_SERVED_MODEL_NAME"
 ENV_MAX_AUDIO_SECONDS = "DESTA_MAX_AUDIO_SECONDS"
+DEFAULT_MAX_AUDIO_SECONDS = 300.0
 ENV_TRANSCRIBER_DEVICE = "DESTA_TRANSCRIBER_DEVICE"
 ENV_API_KEYS = "DESTA_API_KEYS"  # newline-separated, as vLLM's --api-key takes several
 ENV_MAX_AUDIOS = "DESTA_MAX_AUDIOS_PER_REQUEST"
@@ -103,7 +104,7 @@ class DestaChatMiddleware:
             served_model_names = [n for n in os.environ[ENV_SERVED_MODEL_NAME].split(",") if n]
         self.served_model_names = list(served_model_names) if served_model_names else None
         if max_audio_seconds is None:
-            max_audio_seconds = float(os.environ.get(ENV_MAX_AUDIO_SECONDS, 300.0))
+            max_audio_seconds = float(os.environ.get(ENV_MAX_AUDIO_SECONDS, DEFAULT_MAX_AUDIO_SECONDS))
         self.max_audio_seconds = max_audio_seconds or None
         if max_audios is None:
             max_audios = int(os.environ.get(ENV_MAX_AUDIOS, 4))

@@ -26,27 +26,13 @@ from typing import Any
 
 from toolkit.serve.vllm_plugin import ARCHITECTURE
 
-FIXED_COUNT_ADAPTERS = ("qformer",)  # adapters whose audio-vector count per clip is num_queries
-
 
 class UnsupportedExportError(ValueError):
-    """An export the vLLM plugin does not serve (frame-count adapters, a fine-tuned LLM); the message names --backend hf."""
-
-
-def audio_vectors_per_clip(cfg: dict[str, Any]) -> int:
-    """How many placeholder positions one audio takes (vLLM must know it before running the model)."""
-    adapter = cfg["adapter"]
-    if adapter.get("name") not in FIXED_COUNT_ADAPTERS:
-        raise UnsupportedExportError(
-            f"adapter '{adapter.get('name')}': the vLLM plugin needs a fixed number of audio vectors per clip "
-            f"({', '.join(FIXED_COUNT_ADAPTERS)}); serve this export with --backend hf"
-        )
-    return int(adapter.get("num_queries", 64))
+    """An export the vLLM plugin does not serve (a fine-tuned LLM); the message names --backend hf."""
 
 
 def check_servable(cfg: dict[str, Any]) -> None:
-    """Refuse, before vLLM starts, an export the plugin cannot load."""
-    audio_vectors_per_clip(cfg)
+    """Refuse, before vLLM starts, an export the plugin cannot load (every encoder and adapter declares its counts)."""
     if (cfg.get("llm") or {}).get("frozen") is False:
         raise UnsupportedExportError("llm.frozen: false: this export fine-tuned the LLM's own weights, which the vLLM plugin "
                                      "does not load (it reads the base LLM from llm.model_path); serve it with --backend hf")
