@@ -66,13 +66,25 @@ def test_small_build_is_balanced_and_deterministic(tmp_path, animals):
         assert set(r) >= {"id", "utt_id", "dataset", "text", "prompt", "reference", "metric", "choices"}
         assert "audio" not in r and r["utt_id"] in sets["test"].by_id()
         assert r["text"] is None and r["metric"] in ("wer", "label_accuracy", "closed_set")
-        if r["metric"] == "closed_set":  # the label is one of the options, listed in the question
-            assert r["reference"] in r["choices"] and all(o in r["prompt"] for o in r["choices"])
+        if r["metric"] == "closed_set":  # the label is one of the task's closed set; the prompt lists none
+            assert r["reference"] in r["choices"] and not any(o in r["prompt"] for o in r["choices"])
+            assert r["choices"] == sorted({x["choices"][0] for x in rows if x["task"] == r["task"]} | set(r["choices"]))
     # same seed, same corpus; another seed, another one
     again = MiniCorpus(max_clips=24, animals_dir=str(animals), soundfont=str(SOUNDFONT)).prepare(tmp_path / "again")
     assert (again["train"].path / "text").read_text() == (sets["train"].path / "text").read_text()
     other = MiniCorpus(max_clips=24, seed=3, animals_dir=str(animals), soundfont=str(SOUNDFONT)).prepare(tmp_path / "o")
     assert (other["train"].path / "text").read_text() != (sets["train"].path / "text").read_text()
+
+
+def test_audio_after_prompt_and_instruction_following_rows(tmp_path, animals):
+    corpus = MiniCorpus(max_clips=24, animals_dir=str(animals), soundfont=str(SOUNDFONT), audio_after_prompt=True,
+                        if_eval_clips=5, test_percent=40)
+    corpus.prepare(tmp_path / "data")
+    rows = _read(tmp_path / "data" / "test" / "eval.jsonl")
+    assert rows and all(r["prompt"].endswith("\n\n<|AUDIO|>") for r in rows)
+    follow = [r for r in rows if r["metric"] == "ifeval"]
+    assert len(follow) == 5 and len({r["instruction_id_list"][0] for r in follow}) == 5  # constraints in turn
+    assert all(r["task"] == "instruction_following" and len(r["kwargs"]) == 1 for r in follow)
 
 
 def test_missing_animals_names_the_fix(tmp_path):

@@ -142,3 +142,10 @@ def test_openai_backend_against_a_local_server_retries_and_keeps_order():
         assert [g.text for g in out] == [f"echo: q{i}" for i in range(4)] and calls["n"] == 5
     finally:
         server.shutdown()
+
+
+def test_the_audio_tag_stands_where_the_template_put_the_description():
+    from toolkit.selfgen.runner import DEFAULT_TEMPLATE, audio_turn
+
+    assert audio_turn("What is it?", DEFAULT_TEMPLATE) == "<|AUDIO|>\nWhat is it?"
+    assert audio_turn("What is it?", "{prompt}\n\n{seed_description}") == "What is it?\n\n<|AUDIO|>"

@@ -81,13 +81,26 @@ def build_items(data_dirs: Sequence[str | os.PathLike], pool: Any, prompts_per_c
                                   prompt=pool.sample(item_id, category), metadata=dict(utt.metadata), text=utt.text or "")
 
 
-def training_row(item: SelfGenItem, response: str, finish_reason: str, num_tokens: int) -> dict[str, Any]:
+def audio_turn(prompt: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The training row's user turn: the audio tag stands where the template put the seed description.
+
+    The default template (description first) gives ``<|AUDIO|>\n{prompt}``, as every decode prompt without a tag;
+    another template (``{prompt}\n\n{seed_description}``) puts the tag in the description's place, so the
+    trained model hears the audio where the backbone read the description.
+    """
+    if template.startswith("{seed_description}"):
+        return f"{AUDIO_TOKEN}\n{prompt}"
+    return template.format(seed_description=AUDIO_TOKEN, prompt=prompt)
+
+
+def training_row(item: SelfGenItem, response: str, finish_reason: str, num_tokens: int,
+                 template: str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """The DeSTA-AQA5M-style row: (audio + prompt) -> the backbone's answer to (description + prompt)."""
     return {
         "id": item.id, "utt_id": item.utt_id, "dataset": item.dataset, "seed_description": item.seed_description, "prompt": item.prompt,
         "response": response, "finish_reason": finish_reason, "num_tokens": num_tokens,
         "messages": [
-            {"role": "user", "content": f"{AUDIO_TOKEN}\n{item.prompt}", "audios": [item.audio]},
+            {"role": "user", "content": audio_turn(item.prompt, template), "audios": [item.audio]},
             {"role": "assistant", "content": response},
         ],
     }
@@ -134,7 +147,7 @@ def run_selfgen(
             # GenerationBackend.answer (label_template reads the items); a bare generate() backend works too.
             answer = getattr(backend, "answer", None)
             answers = answer(batch, conversations) if answer else backend.generate(conversations)
-            writer.write_batch(training_row(it, a.text, a.finish_reason, a.num_tokens) for it, a in zip(batch, answers, strict=True))
+            writer.write_batch(training_row(it, a.text, a.finish_reason, a.num_tokens, template) for it, a in zip(batch, answers, strict=True))
             stats["written"] += len(batch)
             stats["tokens"] += sum(a.num_tokens for a in answers)
             stats["truncated"] += sum(a.finish_reason == "length" for a in answers)
