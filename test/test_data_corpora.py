@@ -212,7 +212,8 @@ EXPECT = {
         _meta(utts, "p225_001") == {"dataset": "vctk", "category": "speech", "language": "English", "age": 23,
                                     "gender": "Female", "accent": "English"} or pytest.fail(str(_meta(utts, "p225_001"))),
         utts["p225_001"].audio.endswith("p225_001_mic1.flac") or pytest.fail("mic"),
-        len({u.speaker for u in sets[next(iter(sets))].utterances()} & {u.speaker for s in sets.values() if s is not sets[next(iter(sets))] for u in s.utterances()}) == 0
+        len({u.speaker for u in sets[next(iter(sets))].utterances()}
+            & {u.speaker for s in sets.values() if s is not sets[next(iter(sets))] for u in s.utterances()}) == 0
         or pytest.fail("speaker in two splits"),
     ),
     "iemocap": lambda sets, utts, d: (

@@ -34,7 +34,7 @@ class EchoBackend(GenerationBackend):
 
 def items(n=20):
     return [SelfGenItem(id=f"utt{i:03d}-p0", utt_id=f"utt{i:03d}", dataset="mini", audio={"audio": f"/a/{i}.wav", "text": "hi"},
-                        seed_description=f"[00:00-00:01] hi (Gender: Female, Duration: 1s)", prompt=("long " if i == 3 else "") + f"question {i}")
+                        seed_description="[00:00-00:01] hi (Gender: Female, Duration: 1s)", prompt=("long " if i == 3 else "") + f"question {i}")
             for i in range(n)]
 
 

@@ -143,7 +143,10 @@ def truncated_wav_part() -> dict:
 
 
 BAD_REQUESTS = [
-    ("non-audio upload", {"messages": [user("x", {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"plain text, not audio" * 50).decode(), "format": "wav"}})]}, 400, "not a decodable wav"),
+    ("non-audio upload",
+     {"messages": [user("x", {"type": "input_audio", "input_audio": {
+         "data": base64.b64encode(b"plain text, not audio" * 50).decode(), "format": "wav"}})]},
+     400, "not a decodable wav"),
     ("empty file", {"messages": [user("x", {"type": "input_audio", "input_audio": {"data": "", "format": "mp3"}})]}, 400, "empty"),
     ("truncated file", {"messages": [user("x", truncated_wav_part())]}, 400, "truncated"),
     ("over the length limit", {"messages": [user("x", wav_part(seconds=6.0))]}, 400, "over this server's limit of 5 s"),

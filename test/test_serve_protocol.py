@@ -60,7 +60,8 @@ def test_multi_turn_history_with_audio_in_earlier_turn():
 
 
 @pytest.mark.parametrize("messages, status, words", [
-    ([{"role": "user", "content": [{"type": "text", "text": f"{AUDIO_TOKEN}{AUDIO_TOKEN} hi"}, audio_part()]}], 400, r"2 <\|AUDIO\|> placeholder\(s\) but the message has 1"),
+    ([{"role": "user", "content": [{"type": "text", "text": f"{AUDIO_TOKEN}{AUDIO_TOKEN} hi"}, audio_part()]}], 400,
+     r"2 <\|AUDIO\|> placeholder\(s\) but the message has 1"),
     ([{"role": "user", "content": f"{AUDIO_TOKEN} what is it?"}], 400, r"1 <\|AUDIO\|> placeholder\(s\) but the message has 0"),
     ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], 400, "'image_url' is not supported"),
     ([{"role": "tool", "content": "x"}], 400, "'tool' is not supported"),

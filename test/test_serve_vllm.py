@@ -178,7 +178,6 @@ def test_decode_stage_vllm_backend_equals_hf(tmp_path):
     """``decode.backend: vllm`` writes the same predictions and transcripts as the hf backend (greedy fp32)."""
     import json
 
-    import soundfile as sf
 
     from toolkit.bin.decode import main as decode_main
 

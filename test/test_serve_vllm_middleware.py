@@ -156,7 +156,9 @@ def test_text_only_and_multi_turn_conversations(served):
 
 
 BAD = [
-    ("non-audio upload", user("x", {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"not audio" * 80).decode(), "format": "wav"}}), "tiny", 400, "not a decodable wav"),
+    ("non-audio upload",
+     user("x", {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"not audio" * 80).decode(), "format": "wav"}}),
+     "tiny", 400, "not a decodable wav"),
     ("over the length limit", user("x", audio_part(seconds=6.0)), "tiny", 400, "over this server's limit of 5 s"),
     ("placeholder count", user("<|AUDIO|> and <|AUDIO|>", audio_part()), "tiny", 400, "2 <|AUDIO|> placeholder(s) but the message has 1"),
     ("unknown model", user("x", audio_part()), "whisper-1", 404, "'whisper-1' is not served here"),

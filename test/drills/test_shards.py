@@ -7,7 +7,6 @@ loading a model and submit only what is missing.
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -14,7 +14,6 @@ Ray is an optional extra: ``pip install -e .[ray]``.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from toolkit.config import ConfigError
 from toolkit.engines.base import ENGINES, Engine, Task, TaskResult, describe_returncode

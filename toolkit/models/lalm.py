@@ -292,7 +292,8 @@ class LALM(nn.Module):
         else:  # the naive path: full-vocabulary logits at every position (kept for the benchmark)
             hidden = self.llm.decoder_hidden_states(**batch)
             logits = self.llm.lm_head(hidden).float()[:, :-1]
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum") / n_targets.clamp(min=1)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX,
+                                   reduction="sum") / n_targets.clamp(min=1)
         return {"loss": loss, "n_targets": n_targets}
 
     # 5. generation -------------------------------------------------------------------------
@@ -396,7 +397,8 @@ class LALM(nn.Module):
 
         root = Path(export_dir)
         if not (root / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{root} is not an exported model (no {CONFIG_FILE}); run the export stage (./run.sh --stage 8) or pass the right directory")
+            raise FileNotFoundError(f"{root} is not an exported model (no {CONFIG_FILE}); run the export stage "
+                                    "(./run.sh --stage 8) or pass the right directory")
         weights = root / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(f"{weights} is missing: the training or export stage did not finish; rerun it "

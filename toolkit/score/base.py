@@ -20,7 +20,6 @@ produce names it, and without one they are reported as skipped, never silently d
 from __future__ import annotations
 
 import abc
-import json
 import math
 import os
 from collections import defaultdict
