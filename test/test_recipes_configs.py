@@ -25,11 +25,14 @@ REQUIRED = {
     "corpus": ("data", "selfgen", "train", "decode", "score", "export"),
     "aqa5m": ("train", "decode", "score", "export"),
     "eval": ("benchmarks", "decode", "score"),
+    "targets": ("selfgen",),  # a stage-4-only config (egs/mini/ablation_targets/conf/label_targets.yaml)
 }
 
 
 def kind(path: Path) -> str:
     corpus = path.parts[-4]
+    if path.stem.endswith("_targets"):
+        return "targets"
     return corpus if corpus in ("aqa5m", "eval") else "corpus"
 
 
@@ -85,7 +88,7 @@ def test_stage_sections_validate(path):
     assert stage_problems(cfg) == []
     missing = [s for s in REQUIRED[kind(path)] if s not in cfg]
     assert not missing, f"{path}: missing sections {missing}"
-    if kind(path) != "eval":  # the eval recipe decodes a given model_dir; it has no model part
+    if kind(path) not in ("eval", "targets"):  # they decode a given model_dir or only write targets: no model part
         assert check_model_config(cfg) == []
     text = path.read_text()
     assert text.startswith("#"), f"{path}: a recipe config opens with a comment (purpose, data, launch)"

@@ -221,3 +221,22 @@ def test_a_feature_cache_keyed_the_old_way_is_refused_with_the_fix(tmp_path: Pat
     (tmp_path / CACHE_INFO).write_text(json.dumps({"num_tapped": 4}))
     with pytest.raises(DataError, match="keyed by a hash of the audio path.*rebuild it"):
         FeatureCache(tmp_path)
+
+
+def test_a_feature_cache_is_read_from_any_working_directory(tmp_path: Path, monkeypatch):
+    import kaldiio
+    import numpy as np
+
+    from toolkit.train.data import CACHE_INFO, CACHE_KEYS, FeatureCache
+
+    builder = tmp_path / "recipe"
+    (builder / "dump" / "feats").mkdir(parents=True)
+    monkeypatch.chdir(builder)  # the builder wrote cwd-relative entries: dump/feats/feats.ark:<offset>
+    matrix = np.arange(6, dtype=np.float16).reshape(2, 3)
+    with kaldiio.WriteHelper("ark,scp:dump/feats/feats.ark,dump/feats/feats.scp", write_function="numpy") as w:
+        w["utt1"] = matrix
+    (builder / "dump" / "feats" / CACHE_INFO).write_text(json.dumps({"num_tapped": 1, "keys": CACHE_KEYS}))
+    assert (builder / "dump" / "feats" / "feats.scp").read_text().startswith("utt1 dump/feats/feats.ark:")
+    monkeypatch.chdir(tmp_path)  # another recipe sharing the cache
+    cache = FeatureCache(builder / "dump" / "feats")
+    assert np.array_equal(cache.load({"utt_id": "utt1", "audio": "a.wav"}), matrix)

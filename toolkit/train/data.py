@@ -277,8 +277,16 @@ class FeatureCache:
                             "toolkit); clips are now looked up by utt id. Fix: remove the directory and rebuild it "
                             "with python -m toolkit.bin.cache_features")
         self.num_tapped = int(self.info["num_tapped"])
-        self.index = read_table(root / CACHE_SCP)
+        # feats.scp names the ark as the builder's working directory saw it (dump/feats/feats.ark); the ark always
+        # sits in the cache directory, so a relative entry is read from there, whatever the reader's cwd.
+        self.index = {key: self._in_cache_dir(entry) for key, entry in read_table(root / CACHE_SCP).items()}
         self.bad = read_bad_utts(root / "bad_audio.txt")  # clip id -> why it was unreadable when the cache was built
+
+    def _in_cache_dir(self, entry: str) -> str:
+        path, sep, offset = entry.rpartition(":")
+        if not sep or Path(path).is_absolute():
+            return entry
+        return f"{self.root / Path(path).name}:{offset}"
 
     @staticmethod
     def present(cache_dir: str | os.PathLike | None) -> bool:
