@@ -43,11 +43,10 @@ def stage_problems(cfg) -> list[str]:
     from toolkit.bin.train import TrainSettings
     from toolkit.data.corpora.base import CORPORA as CORPUS_REGISTRY
     from toolkit.data.section import CheckSection, DataSection
-    from toolkit.registry import check_arguments, import_submodules
+    from toolkit.config import check_arguments
     from toolkit.selfgen.backends import SELFGEN_BACKENDS
     from toolkit.train.datamodule import AQADataModule
 
-    import_submodules("toolkit.data.corpora")
     c = to_container(cfg)  # resolves every interpolation: a dangling ${...} fails here
     problems = []
     if "data" in c:

@@ -23,10 +23,8 @@ SEEDS = ["[00:00-00:02] Excuse me? (Emotion: Neutral, Gender: Female, Duration: 
 
 
 def test_vllm_backend_and_judge_equal_hf_greedy_fp32():
-    from toolkit.registry import import_submodules
     from toolkit.score.judges.vllm import VLLMJudge
 
-    import_submodules("toolkit.selfgen.backends")
     convs = [[{"role": "system", "content": "Focus on the audio clips and instructions."},
               {"role": "user", "content": f"{seed}\nDescribe the audio in one sentence."}] for seed in SEEDS]
     generation = {"max_new_tokens": 24}

@@ -1,7 +1,7 @@
 """Fault drill: config values of the wrong type fail before anything loads, every problem in one paragraph.
 
 Each value is checked against the annotation of the constructor or settings dataclass it feeds
-(``toolkit.registry.check_arguments``).  Before, ``train.max_steps=ten`` and friends raised tracebacks one
+(``toolkit.config.check_arguments``).  Before, ``train.max_steps=ten`` and friends raised tracebacks one
 at a time, and ``selfgen.batch_size=four`` only failed after the backbone LLM had loaded.
 """
 

@@ -39,10 +39,8 @@ SUMMARY = "benchmark.json"
 
 def read_entries(node: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """The ``benchmarks:`` entries as plain dicts, and every problem found in them (nothing is built)."""
-    from toolkit.registry import import_submodules
     from toolkit.score.benchmarks import BENCHMARKS
 
-    import_submodules("toolkit.score.benchmarks")
     if not isinstance(node, Sequence) or isinstance(node, (str, bytes)) or not node:
         return [], ["benchmarks: must be a non-empty list of {name: <benchmark>, set_dir: <dir>, ...loader arguments}; "
                     f"registered benchmarks: {', '.join(BENCHMARKS.choices())}"]

@@ -25,10 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1. read and check the config (the corpus node against its constructor, before any work)
     from toolkit.data.corpora.base import CORPORA
     from toolkit.data.section import PREPARE_DONE, data_section
-    from toolkit.registry import import_submodules
 
     section = data_section(cfg)
-    import_submodules("toolkit.data.corpora")
     preparer = CORPORA.build(section.corpus, where="data.corpus")
 
     # 2. run

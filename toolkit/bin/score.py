@@ -132,11 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     inputs = resolve_inputs(to_container(opts.inputs))
 
     from toolkit.config import raise_if_problems
-    from toolkit.score.base import SCORERS, _load_scorers, score_file
+    from toolkit.score.base import SCORERS, score_file
     from toolkit.score.judges import build_judge
     from toolkit.score.results import write_results
 
-    _load_scorers()
     scorer_options = to_container(opts.scorers) or {}
     # A misspelled scorer name (score.scorers.wre) would otherwise be silently unused.
     raise_if_problems([f"score.scorers.{name}: unknown scorer; registered: {', '.join(SCORERS.choices())}"

@@ -239,7 +239,7 @@ def read_config(argv: Sequence[str] | None) -> tuple[Any, TrainSettings]:
     if "train" not in cfg:
         raise ConfigError("the config has no 'train:' section; see toolkit/bin/train.py (TrainSettings) for its keys")
     from toolkit.models.lalm import check_model_config
-    from toolkit.registry import check_arguments
+    from toolkit.config import check_arguments
     from toolkit.train.datamodule import AQADataModule
 
     # Keys and value types of every section first, all in one error; the value checks of

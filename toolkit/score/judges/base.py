@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.registry import Registry, import_submodules
+from toolkit.registry import Registry
 
 Conversation = list[dict[str, str]]
 
@@ -132,12 +132,11 @@ def protocol_note(judge: Judge, protocol: JudgeProtocol | None) -> str:
     return f"{judge.name} decodes greedily (a local judge); the official request is {protocol.describe()}"
 
 
-JUDGES = Registry("judge", base=Judge)
+JUDGES = Registry("judge", base=Judge, variable="JUDGES", components="toolkit.score.judges")
 
 
 def build_judge(node: Mapping[str, Any] | None) -> Judge | None:
     """Build the judge of a ``score.judge:`` node (``None`` or ``{name: null}``: no judge)."""
     if not node or node.get("name") in (None, "", "none"):
         return None
-    import_submodules("toolkit.score.judges")
     return JUDGES.build(node, where="score.judge")

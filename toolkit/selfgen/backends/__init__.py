@@ -1,8 +1,5 @@
-"""Registered self-generation backends: every module here registers itself in ``SELFGEN_BACKENDS``."""
+"""Registered self-generation backends: ``SELFGEN_BACKENDS`` imports every module here on its first lookup."""
 
-from toolkit.registry import import_submodules
 from toolkit.selfgen.backends.base import SELFGEN_BACKENDS
-
-import_submodules(__name__)
 
 __all__ = ["SELFGEN_BACKENDS"]

@@ -33,4 +33,5 @@ class GenerationBackend(abc.ABC):
         return self.generate(conversations)
 
 
-SELFGEN_BACKENDS = Registry("selfgen backend", base=GenerationBackend)
+SELFGEN_BACKENDS = Registry("selfgen backend", base=GenerationBackend, variable="SELFGEN_BACKENDS",
+                            components="toolkit.selfgen.backends")
