@@ -35,15 +35,15 @@ def kind(path: Path) -> str:
 
 def stage_problems(cfg) -> list[str]:
     """Every problem in the stage sections of ``cfg``, as the stage CLIs would report them."""
-    from toolkit.bin.decode import DecodeConfig
     from toolkit.bin.export import ExportConfig
     from toolkit.bin.prepare_benchmark import read_entries
-    from toolkit.bin.score import ScoreOptions
-    from toolkit.bin.selfgen import SelfGenConfig
-    from toolkit.bin.train import TrainSettings
+    from toolkit.config import check_arguments
     from toolkit.data.corpora.base import CORPORA as CORPUS_REGISTRY
     from toolkit.data.section import CheckSection, DataSection
-    from toolkit.config import check_arguments
+    from toolkit.decode.settings import DecodeConfig
+    from toolkit.score.settings import ScoreOptions
+    from toolkit.selfgen.settings import SelfGenConfig
+    from toolkit.train.settings import TrainSettings
     from toolkit.selfgen.backends import SELFGEN_BACKENDS
     from toolkit.train.datamodule import AQADataModule
 
