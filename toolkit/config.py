@@ -43,6 +43,13 @@ class ConfigError(ValueError):
     """A config that cannot be loaded or does not match what the code expects."""
 
 
+class AssetMissingError(FileNotFoundError):
+    """A cached asset directory (or a model directory a config names) that has not been prepared.
+
+    Defined here, in the core, so that model code can raise it without importing the asset builders.
+    """
+
+
 def cache_dir() -> Path:
     """Where converted assets live: ``$DESTA_CACHE`` or ``~/.cache/desta-toolkit``."""
     return Path(os.environ.get("DESTA_CACHE", Path.home() / ".cache" / "desta-toolkit")).expanduser()

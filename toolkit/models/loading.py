@@ -21,13 +21,12 @@ from typing import Any
 
 import torch
 
+from toolkit.config import AssetMissingError  # one error class for every missing asset or model directory
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 # Per thread, as torch's device context is: the vLLM plugin builds a weightless encoder to count audio vectors
 # in a server process whose other threads load real weights (the Whisper transcriber) at the same time.
 _state = threading.local()
-
-
-from toolkit.assets import AssetMissingError  # noqa: E402  (one error class for every missing asset)
 
 
 @contextlib.contextmanager
