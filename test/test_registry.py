@@ -69,13 +69,13 @@ def test_every_slot_registry_has_its_components():
     from toolkit.models.encoders import ENCODERS
     from toolkit.models.llms import LLMS
     from toolkit.models.transcribers import TRANSCRIBERS
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     assert {"whisper", "wavlm", "hubert", "wav2vec2", "s3prl"} <= set(ENCODERS.choices())
     assert {"qformer", "mlp", "window_qformer"} <= set(ADAPTERS.choices())
     assert "hf_causal_lm" in LLMS.choices()
     assert {"whisper", "given", "none"} <= set(TRANSCRIBERS.choices())
-    assert {"hf", "vllm", "openai"} <= set(SELFGEN_BACKENDS.choices())
+    assert {"hf", "vllm", "openai"} <= set(CHAT_ENGINES.choices())
 
 
 def test_unknown_name_hint_names_the_registry_variable_and_its_package():
@@ -121,7 +121,7 @@ def test_every_registry_lists_its_built_ins_right_after_a_fresh_import():
 
     registries = _toolkit_registries()
     assert {"ENCODERS", "ADAPTERS", "LLMS", "TRANSCRIBERS", "CORPORA", "SCORERS", "JUDGES", "BENCHMARKS",
-            "PREDICTION_SCORERS", "SELFGEN_BACKENDS", "ENGINES"} <= set(registries)
+            "PREDICTION_SCORERS", "CHAT_ENGINES", "ENGINES"} <= set(registries)
     for variable, (module, components, declared) in registries.items():
         assert declared == variable, f"{module}: Registry(variable=...) must be {variable!r}, is {declared!r}"
         assert components, f"{module}.{variable}: give the package its components live in (components=...)"

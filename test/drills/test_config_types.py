@@ -23,7 +23,7 @@ MINI = REPO_ROOT / "egs" / "mini" / "desta25" / "conf" / "desta25.yaml"
 def nothing_may_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Make building a model or a generation backend fail the test (the checks must come first)."""
     from toolkit.models.lalm import LALM
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     loaded: list[str] = []
 
@@ -34,7 +34,7 @@ def nothing_may_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return f
 
     monkeypatch.setattr(LALM, "from_config", classmethod(lambda cls, *a, **k: refuse("LALM")()))
-    monkeypatch.setattr(SELFGEN_BACKENDS, "build", refuse("the selfgen backend (its LLM)"))
+    monkeypatch.setattr(CHAT_ENGINES, "build", refuse("the selfgen backend (its LLM)"))
     return loaded
 
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if "selfgen" not in cfg:
         raise SystemExit(f"{args.config}: no 'selfgen:' section; see egs/mini/desta25/conf/desta25.yaml for one")
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
     from toolkit.selfgen.instructions import InstructionPool
     from toolkit.selfgen.runner import build_items, run_selfgen
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     # The section's and the backend's keys and value types in one error, before the backend loads its LLM.
     node = to_container(cfg.selfgen)
     backend_node = node.get("backend") if isinstance(node, dict) else None
-    backend_problems = SELFGEN_BACKENDS.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
+    backend_problems = CHAT_ENGINES.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
     raise_if_problems(check_section(node, SelfGenConfig, "selfgen") + backend_problems)
     section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
     check_unique_names(section.data_dirs, "selfgen.data_dirs")
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"delete {out_dir} to regenerate every answer with --nshards {args.nshards}")
     clear_marker(out_dir, args.shard, args.nshards)
     pool = InstructionPool(**section.instructions)
-    backend = SELFGEN_BACKENDS.build(section.backend, "selfgen.backend")
+    backend = CHAT_ENGINES.build(section.backend, "selfgen.backend")
     # Everything that shapes an answer: the engine and its decoding, and the question put to it.
     generator = {**backend.description(), "template": section.template, "system_prompt": section.system_prompt,
                  "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip}

@@ -20,7 +20,8 @@ class SelfGenConfig:
     Args:
         data_dirs: Kaldi data dirs with seed descriptions (one output file per dir).
         output_dir: where the JSONL rows go.
-        backend: ``{name: hf|vllm|openai, ...}`` (see toolkit/selfgen/backends/).
+        backend: the chat engine that answers, ``{name: hf|vllm|openai, ...}`` (toolkit/models/chat_engines/);
+            ``hf`` and ``vllm`` take the same ``llm:`` node, so ``selfgen.backend.name=vllm`` swaps them.
         prompts_per_clip: instructions drawn per clip (each a separate training row).
         batch_size: conversations per backend call (hf: one padded batch).
         instructions: InstructionPool arguments (categories, files, seed).
