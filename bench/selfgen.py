@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from toolkit.assets import asset_dir
     from toolkit.config import cache_dir
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
     gen = {"max_new_tokens": args.max_new_tokens or (8 if args.tiny else 48), "do_sample": False}
     torch.set_num_threads(1)
-    backend = SELFGEN_BACKENDS.build(
+    backend = CHAT_ENGINES.build(
         {"name": "hf", "llm": {"name": "hf_causal_lm", "model_path": model, "dtype": dtype}, "generation": gen}
     )
     convs = prompts(n)
@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.vllm:
         # on CPU vLLM reserves gpu_memory_utilization x system RAM for its KV cache: keep it modest
-        vb = SELFGEN_BACKENDS.build(
-            {"name": "vllm", "model_path": model, "generation": gen, "dtype": dtype, "gpu_memory_utilization": 0.3}
+        vb = CHAT_ENGINES.build(
+            {"name": "vllm", "llm": {"name": "hf_causal_lm", "model_path": model}, "generation": gen, "dtype": dtype,
+             "gpu_memory_utilization": 0.3}
         )
         variants.append(Variant("vllm (all rows)", run(vb, n), expect_equal=False, units=n))
     print(

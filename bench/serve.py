@@ -217,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     if args.backend == "vllm":
-        from toolkit.bin.serve import vllm_dtype
+        from toolkit.models.loading import vllm_dtype
 
-        report["served_dtype"] = vllm_dtype(dict(model.config))  # what toolkit.bin.serve passes vLLM
+        # what toolkit.bin.serve passes vLLM
+        report["served_dtype"] = vllm_dtype("auto", (model.config.get("llm") or {}).get("dtype"))
     export = args.model
     if args.backend == "vllm" and export is None:
         import tempfile

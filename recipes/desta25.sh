@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The corpus-independent DeSTA2.5 recipe (ESPnet's TEMPLATE equivalent). Shell only orders stages
-# and checks done markers; every stage is `python -m toolkit.bin.<stage> --config CONF key=value ...`.
+# The corpus-independent DeSTA2.5 recipe (ESPnet's TEMPLATE equivalent). Shell only orders stages; every
+# stage is `python -m toolkit.bin.<stage> --config CONF key=value ...` and keeps its own done marker.
 #
 #   Stage 1: data prep            corpus           -> data/<set>/{wav.scp,text,utt2spk,utt2dur,metadata.jsonl}
 #   Stage 2: audio check          data/<set>       -> data/<set>/{bad_utts,utt2dur}
@@ -12,7 +12,9 @@
 #   Stage 8: export               trained model    -> exp/<tag>/export (LALM.from_pretrained)
 #   Stage 9: demo                 exported model   -> a local web demo (not run by default)
 #
-#   A plain rerun skips stages already done; --stage N (or --force) redoes stages N..stop_stage.
+#   A plain rerun skips stages already done: each stage checks the marker it wrote last beside its outputs
+#   (e.g. exp/<tag>/train/.done, exp/<tag>/score.done, data/<set>/.done) and says which; delete that file to
+#   redo the stage. --stage N (or --force) redoes stages N..stop_stage.
 #
 # Usage: recipes/desta25.sh --config conf/desta25.yaml [--stage 1] [--stop_stage 8] [--tag TAG]
 #                           [--ngpu 0] [--nshards 1] [--cmd local|slurm|ray] [--cmd_conf FILE] [--force]
@@ -48,13 +50,13 @@ done
 [ -n "$config" ] || { echo "--config is required"; usage 2; }
 [ -f "$config" ] || { echo "config file not found: $config"; exit 2; }
 tag=${tag:-$(basename "$config" .yaml)}
-# A plain rerun skips finished stages (done markers); naming --stage N, or --force, redoes the stages it
-# runs (each stage CLI gets --force: training starts over, decoding and scoring are redone; self-generated
-# answers are never deleted, they resume by id).
-redo=false; force_flag=()
-if $force || $stage_given; then redo=true; force_flag=(--force); fi
+# A plain rerun skips finished stages (each stage reads its own done marker); naming --stage N, or --force,
+# redoes the stages it runs (each stage CLI gets --force: training starts over, decoding and scoring are
+# redone; self-generated answers are never deleted, they resume by id).
+force_flag=()
+if $force || $stage_given; then force_flag=(--force); fi
 exp=exp/$tag
-mkdir -p "$exp/logs" "$exp/markers"
+mkdir -p "$exp/logs"
 overrides=("tag=$tag" "${overrides[@]}")
 if [ "$ngpu" -gt 0 ]; then overrides+=("train.accelerator=gpu" "train.devices=$ngpu"); fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,16 +69,14 @@ if [ -z "$cmd_conf" ]; then
 fi
 cmd_conf_flag=(); if [ -n "$cmd_conf" ]; then cmd_conf_flag=(--cmd_conf "$cmd_conf"); fi
 
-# run_stage N "what: source -> target" module [extra args]: skip when done, log to exp/<tag>/logs.
+# run_stage N "what: source -> target" module [extra args]: run the stage's module(s), appending to
+# exp/<tag>/logs/stageN.log. The stage itself skips when its done marker is there (and names the file).
 run_stage() {
   local n=$1 what=$2 module=$3; shift 3
   case " $skip " in *" $n "*) return 0 ;; esac
   if [ "$stage" -gt "$n" ] || [ "$stop_stage" -lt "$n" ]; then return 0; fi
-  local marker="$exp/markers/stage$n.done"
-  if [ -f "$marker" ] && ! $redo; then log "Stage $n: $what: already done (rm $marker or pass --force to redo)"; return 0; fi
   log "Stage $n: $what"
-  rm -f "$marker"
-  : > "$exp/logs/stage$n.log"
+  echo "== $(date '+%Y-%m-%dT%H:%M:%S') $0 --config $config --stage $stage --tag $tag" >> "$exp/logs/stage$n.log"
   local m
   if [ "$cmd" = slurm ] && [ "$n" = 5 ]; then  # training as one batch job (srun: Lightning's SLURM launcher)
     if ! "$python" -m toolkit.bin.launch job --modules "$module" --config "$config" --cmd "$cmd" "${cmd_conf_flag[@]}" \
@@ -86,7 +86,7 @@ run_stage() {
         "$0 --config $config --stage $n --tag $tag --nshards $nshards --cmd $cmd"
       exit 1
     fi
-    touch "$marker"; return 0
+    return 0
   fi
   for m in ${module//+/ }; do  # "a+b": run toolkit.bin.a then toolkit.bin.b
     if ! "$python" -m "toolkit.bin.$m" --config "$config" "${force_flag[@]}" "$@" "${overrides[@]}" 2>&1 | tee -a "$exp/logs/stage$n.log"; then
@@ -94,7 +94,6 @@ run_stage() {
       exit 1
     fi
   done
-  touch "$marker"
 }
 
 # Stages 4 and 6 run as --nshards independent shards on the --cmd engine. toolkit.bin.launch decides from the

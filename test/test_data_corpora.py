@@ -11,9 +11,6 @@ import soundfile as sf
 
 from toolkit.data.corpora.base import CORPORA, CorpusError
 from toolkit.data.datadir import DataDir
-from toolkit.registry import import_submodules
-
-import_submodules("toolkit.data.corpora")
 
 
 def audio(path: Path, seconds: float = 0.2, rate: int = 16000, fmt: str | None = None) -> None:

@@ -114,6 +114,27 @@ def test_stages_1_to_3_cli(tmp_path, animals):
     with pytest.raises(Exception, match="unknown key"):
         prepare_data.main(["--config", str(cfg), "data.corpus.max_clip=3"])
 
+    # Each stage owns its done marker: a rerun skips, deleting the marker (or --force) redoes the stage.
+    train_dir = tmp_path / "data" / "train"
+    (train_dir / "seed_descriptions.jsonl").unlink()
+    assert seed_descriptions.main(["--config", str(cfg)]) == 0
+    assert not (train_dir / "seed_descriptions.jsonl").exists()
+    (train_dir / ".seed.done").unlink()
+    assert seed_descriptions.main(["--config", str(cfg)]) == 0
+    assert _read(train_dir / "seed_descriptions.jsonl") == rows and (train_dir / ".seed.done").exists()
+    (train_dir / "utt2dur").unlink()
+    assert check_data.main(["--config", str(cfg), "data.check.nj=1"]) == 0
+    assert not (train_dir / "utt2dur").exists()
+    assert check_data.main(["--config", str(cfg), "data.check.nj=1", "--force"]) == 0
+    assert (train_dir / "utt2dur").exists()
+    before = (train_dir / "wav.scp").stat().st_mtime_ns
+    assert prepare_data.main(["--config", str(cfg), "data.corpus.max_clips=12", "data.sets=[train,test]"]) == 0
+    assert (train_dir / "wav.scp").stat().st_mtime_ns == before and (train_dir / ".seed.done").exists()
+    (train_dir / ".done").unlink()
+    assert prepare_data.main(["--config", str(cfg), "data.corpus.max_clips=12", "data.sets=[train,test]"]) == 0
+    # prepared again: the later stages' markers describe the old contents and are gone, so they rerun too
+    assert (train_dir / ".done").exists() and not (train_dir / ".seed.done").exists()
+
 
 @pytest.mark.slow
 def test_full_build_with_real_assets(tmp_path):

@@ -57,7 +57,8 @@ def test_batched_decoding_equals_one_by_one(exported, tmp_path):
 
 def test_a_retrained_model_is_decoded_again(exported, tmp_path, tiny_model_config):
     """Decoding resumes by id, so it must notice that the predictions came from other weights."""
-    from toolkit.bin.decode import model_identity, reset_if_stale
+    from toolkit.bin.decode import reset_if_stale
+    from toolkit.decode.settings import model_identity
 
     out = tmp_path / "d" / "decode.jsonl"
     identity = model_identity(str(exported), [], {}, None)

@@ -2,8 +2,8 @@
 
 import json
 
-from toolkit.selfgen.backends import SELFGEN_BACKENDS
-from toolkit.selfgen.backends.label_template import label_target
+from toolkit.models.chat_engines import CHAT_ENGINES
+from toolkit.models.chat_engines.label_template import label_target
 from toolkit.selfgen.runner import SelfGenItem, run_selfgen
 
 
@@ -16,7 +16,7 @@ def test_label_target_states_each_label_and_the_transcript():
 
 
 def test_runner_writes_template_targets_whatever_the_prompt(tmp_path):
-    backend = SELFGEN_BACKENDS.build({"name": "label_template"}, "selfgen.backend")
+    backend = CHAT_ENGINES.build({"name": "label_template"}, "selfgen.backend")
     items = [SelfGenItem(id=f"u{i}-p0", utt_id=f"u{i}", dataset="mini", audio={"audio": "a.wav"},
                          seed_description="[00:00-00:01] (Audio category: cat, Duration: 1s)", prompt=p,
                          metadata={"sound": "cat"}) for i, p in enumerate(["What is this?", "Write a poem about it."])]

@@ -38,19 +38,18 @@ def kind(path: Path) -> str:
 
 def stage_problems(cfg) -> list[str]:
     """Every problem in the stage sections of ``cfg``, as the stage CLIs would report them."""
-    from toolkit.bin.decode import DecodeConfig
     from toolkit.bin.export import ExportConfig
     from toolkit.bin.prepare_benchmark import read_entries
-    from toolkit.bin.score import ScoreOptions
-    from toolkit.bin.selfgen import SelfGenConfig
-    from toolkit.bin.train import TrainSettings
+    from toolkit.config import check_arguments
     from toolkit.data.corpora.base import CORPORA as CORPUS_REGISTRY
     from toolkit.data.section import CheckSection, DataSection
-    from toolkit.registry import check_arguments, import_submodules
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.decode.settings import DecodeConfig
+    from toolkit.score.settings import ScoreOptions
+    from toolkit.selfgen.settings import SelfGenConfig
+    from toolkit.train.settings import TrainSettings
+    from toolkit.models.chat_engines import CHAT_ENGINES
     from toolkit.train.datamodule import AQADataModule
 
-    import_submodules("toolkit.data.corpora")
     c = to_container(cfg)  # resolves every interpolation: a dangling ${...} fails here
     problems = []
     if "data" in c:
@@ -59,9 +58,7 @@ def stage_problems(cfg) -> list[str]:
         problems += check_section(c["data"].get("check") or {}, CheckSection, "data.check")
     if "selfgen" in c:
         problems += check_section(c["selfgen"], SelfGenConfig, "selfgen")
-        problems += SELFGEN_BACKENDS.check(c["selfgen"].get("backend") or {}, "selfgen.backend")
-        for name, node in (c.get("selfgen_backends") or {}).items():
-            problems += SELFGEN_BACKENDS.check(node, f"selfgen_backends.{name}")
+        problems += CHAT_ENGINES.check(c["selfgen"].get("backend") or {}, "selfgen.backend")
     if "train" in c:
         section_problems = check_section(c["train"], TrainSettings, "train")
         problems += section_problems
@@ -117,12 +114,13 @@ def test_one_override_swaps_to_the_desta25_backbone():
     from toolkit.models.lalm import LALM
     from toolkit.models.loading import skip_weights
 
-    cfg = load_config(ROOT / "egs/esc50/desta25/conf/desta25.yaml", FULL_SWAP + ["selfgen.backend=${selfgen_backends.vllm}"])
+    cfg = load_config(ROOT / "egs/esc50/desta25/conf/desta25.yaml", FULL_SWAP + ["selfgen.backend.name=vllm"])
     assert check_model_config(cfg) == [] and stage_problems(cfg) == []
     c = to_container(cfg)
     assert c["encoder"]["tapped_layers"] == [7, 15, 23, 31] and c["adapter"]["num_layers"] == 6
-    assert c["selfgen"]["backend"] == {"name": "vllm", "model_path": "meta-llama/Llama-3.1-8B-Instruct",
-                                       "generation": {"max_new_tokens": 256}, "dtype": "bfloat16", "tensor_parallel_size": 1}
+    # the vllm chat engine answers with the same llm node the model trains on
+    assert c["selfgen"]["backend"] == {"name": "vllm", "llm": c["llm"], "generation": {"max_new_tokens": 256}, "device": "cuda"}
+    assert c["llm"]["model_path"] == "meta-llama/Llama-3.1-8B-Instruct"
     with skip_weights():
         model = LALM.from_config(cfg)
     assert model.parameter_counts()["all"]["trainable"] == 131_540_224

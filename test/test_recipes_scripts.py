@@ -84,3 +84,14 @@ def test_eval_recipe_end_to_end(tmp_path, tiny_model_config):
                            capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 0 and again.stdout.count("already done") == 3, again.stdout[-3000:]  # stages 1, 6, 7
     assert "Decoding shard" not in again.stdout
+    assert not (recipe / "exp" / "mmau" / "markers").exists()  # the recipe keeps no marker of its own
+    # deleting the scoring stage's marker (the one the "already done" line names) redoes exactly that stage
+    done = recipe / "exp" / "mmau" / "score.done"
+    assert str(done.relative_to(recipe)) in again.stdout
+    (recipe / "exp" / "mmau" / "RESULTS.md").unlink()
+    done.unlink()
+    third = subprocess.run([str(recipe / "run.sh"), "--config", "conf/mmau.yaml", "--", f"model_dir={model_dir}",
+                            "decode.batch_size=2", "decode.generation.max_new_tokens=4"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert third.returncode == 0 and third.stdout.count("already done") == 2, third.stdout[-3000:]  # stages 1, 6
+    assert done.is_file() and "mmau_test_mini" in (recipe / "exp" / "mmau" / "RESULTS.md").read_text()

@@ -10,7 +10,7 @@ class Base:
 
 
 def make_registry():
-    reg = Registry("widget", base=Base)
+    reg = Registry("widget", base=Base, variable="WIDGETS")
 
     @reg.register("small")
     class Small(Base):
@@ -69,10 +69,68 @@ def test_every_slot_registry_has_its_components():
     from toolkit.models.encoders import ENCODERS
     from toolkit.models.llms import LLMS
     from toolkit.models.transcribers import TRANSCRIBERS
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     assert {"whisper", "wavlm", "hubert", "wav2vec2", "s3prl"} <= set(ENCODERS.choices())
     assert {"qformer", "mlp", "window_qformer"} <= set(ADAPTERS.choices())
     assert "hf_causal_lm" in LLMS.choices()
     assert {"whisper", "given", "none"} <= set(TRANSCRIBERS.choices())
-    assert {"hf", "vllm", "openai"} <= set(SELFGEN_BACKENDS.choices())
+    assert {"hf", "vllm", "openai"} <= set(CHAT_ENGINES.choices())
+
+
+def test_unknown_name_hint_names_the_registry_variable_and_its_package():
+    reg = Registry("corpus", variable="CORPORA", components="toolkit.data.corpora")
+    with pytest.raises(RegistryError) as err:
+        reg.get("timit")
+    msg = str(err.value)
+    assert "@CORPORA.register('timit')" in msg and "module of toolkit.data.corpora" in msg and "CORPUSS" not in msg
+
+
+def _toolkit_registries() -> dict[str, tuple[str, str]]:
+    """Every ``NAME = Registry(...)`` in the package: NAME -> (defining module, components package)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for path in sorted((root / "toolkit").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "id", None) == "Registry"):
+                keywords = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords if k.arg != "base"}
+                module = ".".join(path.relative_to(root).with_suffix("").parts)
+                found[node.targets[0].id] = (module, keywords.get("components"), keywords.get("variable"))
+    return found
+
+
+def _registered_in_source(variable: str) -> set[str]:
+    """The names every ``@VARIABLE.register("name")`` line in toolkit/ registers."""
+    import re
+    from pathlib import Path
+
+    pattern = re.compile(rf"^@{variable}\.register\(\"([\w.-]+)\"\)", re.M)
+    root = Path(__file__).resolve().parents[1] / "toolkit"
+    return {m for path in root.rglob("*.py") for m in pattern.findall(path.read_text())}
+
+
+def test_every_registry_lists_its_built_ins_right_after_a_fresh_import():
+    """In a fresh interpreter, importing only the module that defines a registry is enough for ``choices()``."""
+    import json
+    import subprocess
+    import sys
+
+    registries = _toolkit_registries()
+    assert {"ENCODERS", "ADAPTERS", "LLMS", "TRANSCRIBERS", "CORPORA", "SCORERS", "JUDGES", "BENCHMARKS",
+            "PREDICTION_SCORERS", "CHAT_ENGINES", "ENGINES"} <= set(registries)
+    for variable, (module, components, declared) in registries.items():
+        assert declared == variable, f"{module}: Registry(variable=...) must be {variable!r}, is {declared!r}"
+        assert components, f"{module}.{variable}: give the package its components live in (components=...)"
+        script = (f"import json; from {module} import {variable} as r\n"
+                  f"try:\n    r.get('no-such-name')\nexcept KeyError as e:\n    msg = str(e)\n"
+                  f"print(json.dumps([r.choices(), msg]))")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        choices, message = json.loads(out.stdout.strip().splitlines()[-1])
+        expected = _registered_in_source(variable)
+        assert expected, f"no @{variable}.register(...) line found under toolkit/"
+        assert set(choices) == expected, f"{variable} after importing {module}: {choices}, source registers {expected}"
+        assert f"@{variable}.register('no-such-name')" in message, message

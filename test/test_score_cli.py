@@ -53,12 +53,16 @@ def test_score_cli_writes_results_config_and_marker(tmp_path, capsys):
     assert "## mmau_mini" in md and "| mmau_mini | mmau | 100.00 | 2 | - |" in md and "## asr" in md
     assert (exp / "score_config.yaml").is_file() and (exp / "score.done").is_file()
     assert json.loads((exp / "details" / "mmau_mini.jsonl").read_text().splitlines()[0])["score"] == 1
-    # done marker: a second run skips
+    # done marker: a second run skips; --force, or deleting the marker, scores again
     (exp / "results.json").unlink()
     assert score.main(["--config", str(tmp_path / "good.yaml")]) == 0
     assert not (exp / "results.json").exists()
-    assert score.main(["--config", str(tmp_path / "good.yaml"), "score.force=true"]) == 0
-    assert (exp / "results.json").exists()
+    assert score.main(["--config", str(tmp_path / "good.yaml"), "--force"]) == 0
+    assert (exp / "results.json").exists() and (exp / "score.done").is_file()
+    (exp / "results.json").unlink()
+    (exp / "score.done").unlink()
+    assert score.main(["--config", str(tmp_path / "good.yaml")]) == 0
+    assert (exp / "results.json").exists() and (exp / "score.done").is_file()
 
 
 def test_score_cli_errors(tmp_path):

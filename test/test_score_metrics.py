@@ -1,10 +1,10 @@
-"""Hand-made cases with known answers for toolkit.score.metrics."""
+"""Hand-made cases with known answers for toolkit.metrics."""
 
 import math
 
 import pytest
 
-from toolkit.score.metrics import (
+from toolkit.metrics import (
     bleu,
     chrf,
     consecutive_words_match,
@@ -96,7 +96,7 @@ def test_reference_letter():
 
 
 def test_reference_letter_prefers_option_text_over_a_letter_reading():
-    from toolkit.score.metrics import reference_letter
+    from toolkit.metrics import reference_letter
 
     assert reference_letter("D", ["C", "D", "E"]) == "B"  # notes as options: "D" is option B
     assert reference_letter("(b)", ["cat", "dog"]) == "B"

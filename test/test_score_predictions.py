@@ -21,7 +21,6 @@ from toolkit.score.predictions import (
     PredictionFormatError,
     PredictionScorer,
     build_prediction_scorer,
-    load_prediction_scorers,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
@@ -93,7 +92,6 @@ def test_stage7_mmau_scorer_gives_the_same_verdicts():
 
 
 def test_registry_has_the_contract():
-    load_prediction_scorers()
     assert {"mmau", "mmar"} <= set(PREDICTION_SCORERS.choices())
     for name in PREDICTION_SCORERS.choices():
         cls = PREDICTION_SCORERS.get(name)

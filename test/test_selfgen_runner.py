@@ -6,8 +6,7 @@ import pytest
 
 from toolkit.jsonl import read_done_ids
 from toolkit.models.generation import Generation
-from toolkit.selfgen.backends import SELFGEN_BACKENDS
-from toolkit.selfgen.backends.base import GenerationBackend
+from toolkit.models.chat_engines import CHAT_ENGINES, ChatEngine
 from toolkit.selfgen.runner import SelfGenItem, run_selfgen, shard_of
 
 
@@ -15,13 +14,13 @@ class Killed(RuntimeError):
     pass
 
 
-class EchoBackend(GenerationBackend):
+class EchoBackend(ChatEngine):
     """Answers with the prompt's last line; dies after ``die_after`` calls (a simulated kill)."""
 
     def __init__(self, die_after=None):
         self.calls, self.die_after = 0, die_after
 
-    def generate(self, conversations):
+    def generate(self, conversations, settings=None):
         self.calls += 1
         if self.die_after is not None and self.calls > self.die_after:
             raise Killed()
@@ -82,7 +81,7 @@ def test_shards_partition_the_items(tmp_path):
 
 
 def test_hf_backend_answers_with_the_shared_generate(tiny_dirs):
-    backend = SELFGEN_BACKENDS.build({"name": "hf", "llm": {"name": "hf_causal_lm", "model_path": tiny_dirs["tiny-llama"], "dtype": "float32"},
+    backend = CHAT_ENGINES.build({"name": "hf", "llm": {"name": "hf_causal_lm", "model_path": tiny_dirs["tiny-llama"], "dtype": "float32"},
                                       "generation": {"max_new_tokens": 5}})
     convs = [[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "A much longer question about many things?"}]]
     batched = backend.generate(convs)
@@ -95,7 +94,7 @@ def test_unknown_backend_lists_choices():
     from toolkit.registry import RegistryError
 
     with pytest.raises(RegistryError, match="hf"):
-        SELFGEN_BACKENDS.get("tgi")
+        CHAT_ENGINES.get("tgi")
 
 
 def test_resuming_with_another_generator_is_refused(tmp_path):
@@ -136,7 +135,7 @@ def test_openai_backend_against_a_local_server_retries_and_keeps_order():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        backend = SELFGEN_BACKENDS.build({"name": "openai", "base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "m",
+        backend = CHAT_ENGINES.build({"name": "openai", "base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "m",
                                           "concurrency": 2, "max_retries": 3, "timeout": 10})
         out = backend.generate([[{"role": "user", "content": f"q{i}"}] for i in range(4)])
         assert [g.text for g in out] == [f"echo: q{i}" for i in range(4)] and calls["n"] == 5

@@ -55,8 +55,16 @@ def test_cpu_fit_lowers_loss_and_exports(tmp_path: Path):
     assert any("generations" in t for t in ev.Tags()["tensors"])
     val = [e.value for e in ev.Scalars("val/loss")]
     assert len(val) >= 2 and val[-1] < val[0]
-    # a finished run is skipped on rerun (stage done marker)
+    # a finished run is skipped on rerun: its done marker is the stage's one record ...
+    weights = exp / "model" / "model.safetensors"
+    weights.unlink()
     assert main(["--config", str(cfg_path)]) == 0
+    assert not weights.exists()
+    # ... so deleting it runs the stage again (resuming from last.ckpt: no step left, the model is rewritten)
+    (exp / ".done").unlink()
+    assert main(["--config", str(cfg_path)]) == 0
+    assert weights.is_file() and (exp / ".done").is_file()
+    assert torch.load(exp / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 12
 
 
 def test_nonfinite_batch_is_skipped_and_counted(tmp_path: Path, caplog):
@@ -120,7 +128,7 @@ def test_deepspeed_missing_names_the_extra(tmp_path: Path):
 
 
 def test_global_batch_size_sets_accumulation(tmp_path: Path, caplog):
-    from toolkit.bin.train import TrainSettings
+    from toolkit.train.settings import TrainSettings
 
     s = TrainSettings(output_dir="x", data={"train_jsonl": "t"}, batch_size=4, devices=2, global_batch_size=32, max_steps=1)
     assert s.problems() == [] and s.accumulation() == 4

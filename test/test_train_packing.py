@@ -162,7 +162,7 @@ def test_training_cli_packed_losses_equal_unpacked(tmp_path, monkeypatch):
 
 
 def test_pack_length_without_packing_is_refused():
-    from toolkit.bin.train import TrainSettings
+    from toolkit.train.settings import TrainSettings
 
     problems = TrainSettings(output_dir="x", data={"train_jsonl": "t"}, pack_length=64, max_steps=1).problems()
     assert any("train.packing" in p for p in problems)

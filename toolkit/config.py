@@ -1,5 +1,8 @@
 """The one config loader: OmegaConf YAML with config groups, ``key=value`` overrides and checks.
 
+The checks bind a node's keys to a constructor's signature (:func:`check_arguments`); ``toolkit.registry``
+uses them for every component, so this module imports nothing else of the toolkit.
+
 A config file may open with a ``defaults:`` list, Hydra style, that pulls other YAML files in::
 
     defaults:
@@ -20,8 +23,13 @@ Interpolations: ``${cache:}`` is the asset cache (``$DESTA_CACHE``, default ``~/
 
 from __future__ import annotations
 
+import collections.abc as cabc
+import inspect
 import os
-from collections.abc import Mapping, Sequence
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A config that cannot be loaded or does not match what the code expects."""
+
+
+class AssetMissingError(FileNotFoundError):
+    """A cached asset directory (or a model directory a config names) that has not been prepared.
+
+    Defined here, in the core, so that model code can raise it without importing the asset builders.
+    """
 
 
 def cache_dir() -> Path:
@@ -154,10 +169,149 @@ def save_resolved(cfg: Any, out_dir: str | os.PathLike, name: str = "config.yaml
     return atomic_write_text(Path(out_dir) / name, OmegaConf.to_yaml(OmegaConf.create(to_container(cfg))))
 
 
+def signature_keys(target: Callable) -> tuple[set[str], set[str], bool]:
+    """Return (all keyword names, required names, accepts **kwargs) of a class or function."""
+    fn = target.__init__ if inspect.isclass(target) else target
+    params = list(inspect.signature(fn).parameters.values())
+    if inspect.isclass(target):
+        params = params[1:]  # self
+    names, required, var_kw = set(), set(), False
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.add(p.name)
+            if p.default is p.empty:
+                required.add(p.name)
+    return names, required, var_kw
+
+
+def annotations_of(target: Callable) -> dict[str, Any]:
+    """The resolved parameter annotations of a class's constructor (dataclasses too) or a function.
+
+    Annotations are strings under ``from __future__ import annotations``; each is resolved in the
+    defining module on its own, so one name that only exists for type checkers leaves the others checked.
+    """
+    fn = target.__init__ if inspect.isclass(target) else target
+    module = sys.modules.get(getattr(target, "__module__", ""), None)
+    namespace = {**vars(typing), **(vars(module) if module is not None else {}), **getattr(fn, "__globals__", {})}
+    hints = {}
+    for name, ann in getattr(fn, "__annotations__", {}).items():
+        if name == "return":
+            continue
+        try:
+            # noqa: S307 below: these strings are our own source's annotations
+            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307
+        except Exception:  # unresolvable (a TYPE_CHECKING-only name): that one value is not type-checked
+            continue
+    return hints
+
+
+_SEQUENCES = (list, tuple, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection,
+              cabc.Set, cabc.MutableSet)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def value_matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value (plain YAML data: None, bool, int, float, str, list, dict) fits ``annotation``.
+
+    Only what YAML can express is judged: scalars, ``X | None``, ``Literal``, lists/tuples/sequences and
+    dicts/mappings with their element types.  Any other class (``torch.dtype``, a tokenizer) cannot come
+    from YAML as itself, so it is accepted here and left to the component.
+    """
+    if annotation is Any or annotation is inspect.Parameter.empty or isinstance(annotation, typing.TypeVar):
+        return True
+    if annotation is None or annotation is type(None):
+        return value is None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(value_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str or annotation is os.PathLike or origin is os.PathLike:
+        return isinstance(value, str)
+    container = origin or annotation
+    if container in _SEQUENCES:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if container is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(value_matches(v, a) for v, a in zip(value, args))
+        return not args or all(value_matches(v, args[0]) for v in value)
+    if container in _MAPPINGS:
+        if not isinstance(value, Mapping):
+            return False
+        return len(args) != 2 or all(value_matches(k, args[0]) and value_matches(v, args[1]) for k, v in value.items())
+    return True  # a class YAML cannot hold: the component converts or refuses it itself
+
+
+def type_name(annotation: Any) -> str:
+    """``list[int] | None`` rather than ``typing.Optional[typing.List[int]]``."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return "null" if annotation is type(None) else annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "").replace("NoneType", "None")
+
+
+def _value_text(value: Any) -> str:
+    text = repr(value)
+    kind = "null" if value is None else type(value).__name__
+    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
+
+
+def type_problem(key: str, value: Any, annotation: Any, label: str, has_default: bool = True) -> str | None:
+    """One problem line when ``value`` does not fit ``annotation`` (None: it fits)."""
+    if value_matches(value, annotation):
+        return None
+    hint = ""
+    if value is None:
+        hint = "; null is not allowed here, give a value"
+        if has_default:
+            hint += " or drop the key to take the default"
+    return f"{key}: expects {type_name(annotation)} ({label}), got {_value_text(value)}{hint}"
+
+
+def check_arguments(
+    target: Callable,
+    kwargs: Mapping[str, Any],
+    where: str,
+    provided_at_build: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
+    """List every problem binding ``kwargs`` to ``target``'s signature (empty list: all fine).
+
+    Unknown keys, missing required keys and values that do not fit the annotations
+    (:func:`value_matches`) are all reported, so a config's problems come in one error.
+    ``provided_at_build`` names the arguments the build code fills in at run time (sizes passed
+    from encoder to adapter to LLM), so they are neither required in YAML nor allowed twice.
+    """
+    names, required, var_kw = signature_keys(target)
+    label = getattr(target, "__qualname__", repr(target))
+    hints = annotations_of(target)
+    problems = []
+    for key, value in kwargs.items():
+        if key in provided_at_build:
+            problems.append(
+                f"{where}.{key}: is set by the toolkit at build time for {label}; remove it from the config"
+            )
+        elif key not in names and not var_kw:
+            problems.append(
+                f"{where}.{key}: unknown key for {label}; valid keys: {', '.join(sorted(names - set(provided_at_build)))}"
+            )
+        elif key in hints:
+            problem = type_problem(f"{where}.{key}", to_container(value), hints[key], label, key not in required)
+            if problem:
+                problems.append(problem)
+    for key in sorted(required - set(kwargs) - set(provided_at_build)):
+        problems.append(f"{where}.{key}: required by {label} but missing from the config")
+    return problems
+
+
 def check_section(node: Any, target: Any, where: str) -> list[str]:
     """Problems binding a plain section (``train:``, ``decode:`` ...) to a dataclass or function."""
-    from toolkit.registry import check_arguments
-
     node = to_container(node) or {}
     if not isinstance(node, Mapping):
         return [f"{where}: must be a mapping, got {type(node).__name__}"]

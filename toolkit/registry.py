@@ -4,7 +4,7 @@ A registry owns a name -> class (or function) table for one slot (encoders, adap
 transcribers, selfgen backends, scorers, judges, corpora ...).  Components register themselves in
 their own file::
 
-    ENCODERS = Registry("encoder", base=AudioEncoder)
+    ENCODERS = Registry("encoder", base=AudioEncoder, variable="ENCODERS", components="toolkit.models.encoders")
 
     @ENCODERS.register("whisper")
     class WhisperEncoder(AudioEncoder):
@@ -16,19 +16,17 @@ and are built from a config node whose keys mirror the constructor's arguments::
 
 An unknown name fails listing the registered ones; an unknown key fails naming the key, the class
 and the valid keys, and a value of the wrong type (``max_steps: ten``, ``tapped_layers: 3``) fails
-naming the key, the annotation and the value (see :func:`check_arguments`) -- before anything loads.
+naming the key, the annotation and the value (:func:`toolkit.config.check_arguments`) -- before anything
+loads.  The registry imports the config module, never the other way round.
 """
 
 from __future__ import annotations
 
-import collections.abc as cabc
 import inspect
-import os
-import sys
-import types
-import typing
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from toolkit.config import ConfigError, check_arguments, to_container
 
 
 class RegistryError(KeyError):
@@ -38,152 +36,8 @@ class RegistryError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-from toolkit.config import ConfigError, to_container  # noqa: E402  (core: the registry reports bad config like the loader does)
-
-
 class ConfigKeyError(ConfigError):
     """Config keys that do not match a component's constructor (a ConfigError, like every config problem)."""
-
-
-def signature_keys(target: Callable) -> tuple[set[str], set[str], bool]:
-    """Return (all keyword names, required names, accepts **kwargs) of a class or function."""
-    fn = target.__init__ if inspect.isclass(target) else target
-    params = list(inspect.signature(fn).parameters.values())
-    if inspect.isclass(target):
-        params = params[1:]  # self
-    names, required, var_kw = set(), set(), False
-    for p in params:
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.add(p.name)
-            if p.default is p.empty:
-                required.add(p.name)
-    return names, required, var_kw
-
-
-def annotations_of(target: Callable) -> dict[str, Any]:
-    """The resolved parameter annotations of a class's constructor (dataclasses too) or a function.
-
-    Annotations are strings under ``from __future__ import annotations``; each is resolved in the
-    defining module on its own, so one name that only exists for type checkers leaves the others checked.
-    """
-    fn = target.__init__ if inspect.isclass(target) else target
-    module = sys.modules.get(getattr(target, "__module__", ""), None)
-    namespace = {**vars(typing), **(vars(module) if module is not None else {}), **getattr(fn, "__globals__", {})}
-    hints = {}
-    for name, ann in getattr(fn, "__annotations__", {}).items():
-        if name == "return":
-            continue
-        try:
-            # noqa: S307 below: these strings are our own source's annotations
-            hints[name] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307
-        except Exception:  # unresolvable (a TYPE_CHECKING-only name): that one value is not type-checked
-            continue
-    return hints
-
-
-_SEQUENCES = (list, tuple, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Iterable, cabc.Collection,
-              cabc.Set, cabc.MutableSet)
-_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
-
-
-def value_matches(value: Any, annotation: Any) -> bool:
-    """Whether a config value (plain YAML data: None, bool, int, float, str, list, dict) fits ``annotation``.
-
-    Only what YAML can express is judged: scalars, ``X | None``, ``Literal``, lists/tuples/sequences and
-    dicts/mappings with their element types.  Any other class (``torch.dtype``, a tokenizer) cannot come
-    from YAML as itself, so it is accepted here and left to the component.
-    """
-    if annotation is Any or annotation is inspect.Parameter.empty or isinstance(annotation, typing.TypeVar):
-        return True
-    if annotation is None or annotation is type(None):
-        return value is None
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        return any(value_matches(value, a) for a in args)
-    if origin is typing.Literal:
-        return value in args
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is str or annotation is os.PathLike or origin is os.PathLike:
-        return isinstance(value, str)
-    container = origin or annotation
-    if container in _SEQUENCES:
-        if not isinstance(value, (list, tuple)):
-            return False
-        if container is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(value_matches(v, a) for v, a in zip(value, args))
-        return not args or all(value_matches(v, args[0]) for v in value)
-    if container in _MAPPINGS:
-        if not isinstance(value, Mapping):
-            return False
-        return len(args) != 2 or all(value_matches(k, args[0]) and value_matches(v, args[1]) for k, v in value.items())
-    return True  # a class YAML cannot hold: the component converts or refuses it itself
-
-
-def type_name(annotation: Any) -> str:
-    """``list[int] | None`` rather than ``typing.Optional[typing.List[int]]``."""
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return "null" if annotation is type(None) else annotation.__name__
-    return str(annotation).replace("typing.", "").replace("collections.abc.", "").replace("NoneType", "None")
-
-
-def _value_text(value: Any) -> str:
-    text = repr(value)
-    kind = "null" if value is None else type(value).__name__
-    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
-
-
-def type_problem(key: str, value: Any, annotation: Any, label: str, has_default: bool = True) -> str | None:
-    """One problem line when ``value`` does not fit ``annotation`` (None: it fits)."""
-    if value_matches(value, annotation):
-        return None
-    hint = ""
-    if value is None:
-        hint = "; null is not allowed here, give a value"
-        if has_default:
-            hint += " or drop the key to take the default"
-    return f"{key}: expects {type_name(annotation)} ({label}), got {_value_text(value)}{hint}"
-
-
-def check_arguments(
-    target: Callable,
-    kwargs: Mapping[str, Any],
-    where: str,
-    provided_at_build: set[str] | frozenset[str] = frozenset(),
-) -> list[str]:
-    """List every problem binding ``kwargs`` to ``target``'s signature (empty list: all fine).
-
-    Unknown keys, missing required keys and values that do not fit the annotations
-    (:func:`value_matches`) are all reported, so a config's problems come in one error.
-    ``provided_at_build`` names the arguments the build code fills in at run time (sizes passed
-    from encoder to adapter to LLM), so they are neither required in YAML nor allowed twice.
-    """
-    names, required, var_kw = signature_keys(target)
-    label = getattr(target, "__qualname__", repr(target))
-    hints = annotations_of(target)
-    problems = []
-    for key, value in kwargs.items():
-        if key in provided_at_build:
-            problems.append(
-                f"{where}.{key}: is set by the toolkit at build time for {label}; remove it from the config"
-            )
-        elif key not in names and not var_kw:
-            problems.append(
-                f"{where}.{key}: unknown key for {label}; valid keys: {', '.join(sorted(names - set(provided_at_build)))}"
-            )
-        elif key in hints:
-            problem = type_problem(f"{where}.{key}", to_container(value), hints[key], label, key not in required)
-            if problem:
-                problems.append(problem)
-    for key in sorted(required - set(kwargs) - set(provided_at_build)):
-        problems.append(f"{where}.{key}: required by {label} but missing from the config")
-    return problems
 
 
 class Registry:
@@ -192,12 +46,30 @@ class Registry:
     Args:
         kind: what the slot holds, used in error messages ("encoder", "adapter" ...).
         base: optional base class every registered class must subclass.
+        variable: the module-level name the registry is bound to (``ENCODERS``), so an unknown name
+            tells the user the decorator to write.
+        components: the package whose modules register the built-in components.  It is imported
+            (every module in it, :func:`import_submodules`) on the first lookup, so ``choices()``,
+            ``get()`` and ``build()`` see every built-in whichever module the registry was imported from,
+            while importing the registry itself stays cheap and free of import cycles.
     """
 
-    def __init__(self, kind: str, base: type | None = None):
+    def __init__(self, kind: str, base: type | None = None, *, variable: str, components: str | None = None):
         self.kind = kind
         self.base = base
+        self.variable = variable
+        self.components = components
         self._entries: dict[str, Callable] = {}
+        self._loaded = components is None
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # set first: a component module that looks a name up while importing must not recurse
+            try:
+                import_submodules(self.components)
+            except BaseException:
+                self._loaded = False  # a failed import is retried (and re-raised) on the next lookup
+                raise
 
     def register(self, name: str) -> Callable[[Callable], Callable]:
         """Decorator registering a class or builder function under ``name``."""
@@ -217,19 +89,23 @@ class Registry:
         return decorator
 
     def choices(self) -> list[str]:
-        """The registered names, sorted."""
+        """The registered names, sorted (built-ins included, see ``components``)."""
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
+        self._load()
         return name in self._entries
 
     def get(self, name: str) -> Callable:
         """The component registered as ``name``; an unknown name lists the valid ones."""
+        self._load()
         if name not in self._entries:
             raise RegistryError(
-                f"unknown {self.kind} '{name}'. Registered {self.kind}s: {', '.join(self.choices()) or '(none)'}. "
+                f"unknown {self.kind} '{name}'. Registered {self.kind} names: {', '.join(self.choices()) or '(none)'}. "
                 f"Fix the 'name:' of the {self.kind} node in your YAML, or register a new {self.kind} "
-                f"with @{self.kind.upper()}S.register('{name}')."
+                f"with @{self.variable}.register('{name}')"
+                + (f" in a new module of {self.components}." if self.components else ".")
             )
         return self._entries[name]
 
@@ -251,8 +127,6 @@ class Registry:
         ``runtime`` holds arguments that exist only at run time (sizes of the previous component,
         a tokenizer ...); they must not also appear in the node.
         """
-        from toolkit.config import to_container
-
         node = to_container(node)
         problems = self.check(node, where or self.kind, frozenset(runtime))
         if problems:

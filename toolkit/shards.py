@@ -349,3 +349,14 @@ def remove_count(out_dir: str | os.PathLike, nshards: int) -> list[Path]:
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
+
+
+def check_unique_names(dirs: list[str], key: str) -> None:
+    """Outputs are named after each directory's last path part: two dirs with one name would share a file."""
+    names: dict[str, str] = {}
+    for d in dirs:
+        name = Path(d).name
+        if name in names:
+            raise SystemExit(f"{key}: '{names[name]}' and '{d}' both end in '{name}', so their outputs would share one file "
+                             f"and resume would skip the second's rows; give the sets distinct names (e.g. a data.prefix)")
+        names[name] = d

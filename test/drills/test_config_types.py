@@ -1,7 +1,7 @@
 """Fault drill: config values of the wrong type fail before anything loads, every problem in one paragraph.
 
 Each value is checked against the annotation of the constructor or settings dataclass it feeds
-(``toolkit.registry.check_arguments``).  Before, ``train.max_steps=ten`` and friends raised tracebacks one
+(``toolkit.config.check_arguments``).  Before, ``train.max_steps=ten`` and friends raised tracebacks one
 at a time, and ``selfgen.batch_size=four`` only failed after the backbone LLM had loaded.
 """
 
@@ -23,7 +23,7 @@ MINI = REPO_ROOT / "egs" / "mini" / "desta25" / "conf" / "desta25.yaml"
 def nothing_may_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Make building a model or a generation backend fail the test (the checks must come first)."""
     from toolkit.models.lalm import LALM
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     loaded: list[str] = []
 
@@ -34,7 +34,7 @@ def nothing_may_load(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return f
 
     monkeypatch.setattr(LALM, "from_config", classmethod(lambda cls, *a, **k: refuse("LALM")()))
-    monkeypatch.setattr(SELFGEN_BACKENDS, "build", refuse("the selfgen backend (its LLM)"))
+    monkeypatch.setattr(CHAT_ENGINES, "build", refuse("the selfgen backend (its LLM)"))
     return loaded
 
 

@@ -139,8 +139,8 @@ def test_a_cut_file_under_a_valid_marker_is_not_done(exported, tmp_path):
     eval_set(tmp_path)
     config = decode_config(tmp_path, exported)
     decode(config, 0, 1)
-    from toolkit.bin.decode import build_section, DecodeConfig, shard_identity
-    from toolkit.config import load_config
+    from toolkit.config import build_section, load_config
+    from toolkit.decode.settings import DecodeConfig, shard_identity
 
     identity = shard_identity(build_section(load_config(config).decode, DecodeConfig, "decode"), 1)
     out = tmp_path / "decode" / "test" / "decode.jsonl"
@@ -233,7 +233,7 @@ def test_selfgen_shards_reach_training_only_as_a_complete_set(tmp_path, tiny_dir
 
 
 def test_a_swapped_backbone_makes_selfgen_markers_stale(tmp_path, tiny_dirs):
-    from toolkit.bin.selfgen import SelfGenConfig, shard_identity
+    from toolkit.selfgen.settings import SelfGenConfig, shard_identity
     from toolkit.config import build_section, load_config
 
     config = selfgen_setup(tmp_path, tiny_dirs)

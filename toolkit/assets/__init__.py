@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit.config import cache_dir
+from toolkit.config import AssetMissingError, cache_dir
 from toolkit.files import atomic_path
 
 STAMP_FILE = ".desta-asset.json"
@@ -46,10 +46,6 @@ PREPARE_COMMAND = "python tools/prepare_assets.py"
 DEFAULT_WHEELHOUSES = ("/tmp/wheels",)
 
 Log = Callable[[str], None]
-
-
-class AssetMissingError(FileNotFoundError):
-    """A cached asset directory that has not been prepared (or was only half prepared)."""
 
 
 class ChecksumError(ValueError):

@@ -7,7 +7,7 @@
 
 Each variant runs under its own tag (``<tag>_<name>_<variant>``, so ``exp/<that tag>/``) through
 ``toolkit.bin.train``, ``decode`` and ``score`` as separate processes (a crash in one variant does
-not lose the others; a rerun skips finished stages through their done markers). Data prep and
+not lose the others; a rerun skips the stages whose own done markers are there). Data prep and
 self-generation are shared: run stages 1-4 once first. Finally ``gather_results`` writes one
 comparison table (markdown + CSV) and a bar plot to ``exp/ablation_<name>/``.
 """
@@ -71,20 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         log_dir = exp_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         print(f"== variant {name}: {' '.join(overrides)} -> {exp_dir}", flush=True)
-        for stage in stages:
-            marker = exp_dir / "markers" / f"ablate_{stage}.done"
-            if marker.exists():
-                print(f"   {stage}: done already ({marker})", flush=True)
-                continue
+        for stage in stages:  # each stage skips itself when its own done marker is there
             cmd = [sys.executable, "-m", f"toolkit.bin.{stage}", "--config", args.config, *args.overrides, *overrides, f"tag={tag}"]
-            with open(log_dir / f"ablate_{stage}.log", "w") as log:
+            with open(log_dir / f"ablate_{stage}.log", "a") as log:
                 rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
             if rc != 0:
                 print(f"   {stage}: FAILED (exit {rc}); see {log_dir / f'ablate_{stage}.log'}", flush=True)
                 failed.append(name)
                 break
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
             print(f"   {stage}: ok", flush=True)
         exp_dirs.append(str(exp_dir))
     out = Path("exp") / f"ablation_{args.name}"

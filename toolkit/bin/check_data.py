@@ -6,7 +6,8 @@ For each set of the ``data:`` section: checks every entry (at most 2 worker proc
 ``utt2dur``, ``bad_utts`` ("id<TAB>reason"), ``check_notes`` and prints
 "N ok, M bad (see data/x/bad_utts)". With ``data.check.format: true`` the good utterances are also
 written as 16 kHz mono wavs to ``<dump_dir>/<set>/`` with a data dir of their own. The resolved
-config is saved as ``config.check.yaml`` and ``.check.done`` is written last.
+config is saved as ``config.check.yaml`` and ``.check.done`` is written last; while every set holds one the
+stage is skipped (delete one, or pass ``--force``, to check again).
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1. read and check the config
     from toolkit.data.check import check_data_dir
     from toolkit.data.section import CHECK_DONE, PREPARE_DONE, check_section, data_section
+    from toolkit.markers import already_done
 
     section = data_section(cfg)
     check = check_section(section)
     set_dirs = section.set_dirs()
+    markers = [d / CHECK_DONE for d in set_dirs]
+    if check.format:
+        markers += [Path(check.dump_dir) / d.name / CHECK_DONE for d in set_dirs]
+    if already_done("Stage 2: audio check", markers, args.force):
+        return 0
 
     # 2. run
     for set_dir in set_dirs:

@@ -10,77 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.config import build_section, parse_cli, save_resolved
+from toolkit.decode.settings import DecodeConfig, shard_identity
+from toolkit.shards import check_unique_names
 
 log = logging.getLogger("toolkit.decode")
-
-
-@dataclass
-class DecodeConfig:
-    """The ``decode:`` section.
-
-    Args:
-        model_dir: an exported/trained model directory (``config.yaml`` + ``model.safetensors``).
-        eval_sets: data dirs (or benchmark dirs) each holding the eval manifest.
-        output_dir: decode outputs go to ``<output_dir>/<set name>/decode.jsonl``.
-        manifest: manifest file name inside each eval set.
-        batch_size: conversations per ``generate`` call (left-padded together).
-        generation: decoding settings over the model's own (greedy by default).
-        transcriber: replaces the model's transcriber at inference (e.g. ``{name: whisper, ...}``);
-            null keeps it.
-        device: ``cpu`` or ``cuda``.
-        model_overrides: extra ``key=value`` overrides applied to the model's config.
-        backend: ``hf`` (the toolkit's own ``generate``) or ``vllm`` (the exported model inside vLLM
-            through toolkit/serve/vllm_plugin; greedy fp32 equals ``hf`` token for token).
-        vllm: ``toolkit.decode.vllm_engine.VLLMEngine`` arguments (dtype, max_model_len, ...).
-    """
-
-    model_dir: str
-    eval_sets: list[str]
-    output_dir: str
-    manifest: str = "eval.jsonl"
-    batch_size: int = 8
-    generation: dict[str, Any] = field(default_factory=dict)
-    transcriber: dict[str, Any] | None = None
-    device: str = "cpu"
-    model_overrides: list[str] = field(default_factory=list)
-    backend: str = "hf"
-    vllm: dict[str, Any] = field(default_factory=dict)
-
-
-def model_identity(model_dir: str, overrides: list[str], generation: dict, transcriber: dict | None,
-                   hash_weights: bool = True) -> dict[str, Any]:
-    """What produced a prediction: the weights' hash, the model config and the decoding settings."""
-    import hashlib
-
-    weights = Path(model_dir) / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if hash_weights and weights.is_file() else None
-    config = (Path(model_dir) / "config.yaml").read_text() if (Path(model_dir) / "config.yaml").is_file() else ""
-    return json.loads(json.dumps({"weights_sha256": digest, "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
-                                  "overrides": overrides, "generation": generation, "transcriber": transcriber}, default=str))
-
-
-def shard_identity(section: DecodeConfig, nshards: int) -> dict[str, Any]:
-    """What this stage's shards must agree on, from files alone (no model loads): the trained weights'
-    hash, the model config, the decoding settings and the sets decoded."""
-    from toolkit.shards import make_identity
-
-    config = model_identity(section.model_dir, section.model_overrides, section.generation, section.transcriber,
-                            hash_weights=False)
-    config.update(backend={"name": section.backend, **section.vllm}, manifest=section.manifest,
-                  sets=[Path(s).name for s in section.eval_sets])
-    return make_identity("decode", config, Path(section.model_dir) / "model.safetensors", nshards)
-
-
-def shard_plan(cfg: Any, nshards: int) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
-    """(marker dir, identity, [(directory, stem) of each output set]) for the launcher and the scorer."""
-    section = build_section(cfg.decode, DecodeConfig, "decode")
-    out_root = Path(section.output_dir)
-    return out_root, shard_identity(section, nshards), [(out_root / Path(s).name, "decode") for s in section.eval_sets]
 
 
 def reset_if_stale(out: Path, identity: dict[str, Any], force: bool) -> None:
@@ -120,8 +57,6 @@ def main(argv: list[str] | None = None) -> None:
 
     if not 0 <= args.shard < args.nshards:
         raise SystemExit(f"--shard must be in [0, {args.nshards}), got {args.shard}")
-    from toolkit.bin.selfgen import check_unique_names
-
     check_unique_names(section.eval_sets, "decode.eval_sets")
     out_root = Path(section.output_dir)
     identity = shard_identity(section, args.nshards)

@@ -6,7 +6,8 @@ The export directory loads with ``LALM.from_pretrained(dir)``, ``transformers.Au
 (after ``import toolkit``), the decode stage and vLLM; the frozen encoder and LLM are referenced by the
 paths in its ``config.yaml``, not copied. Its ``README.md`` is a model card (components and where their
 weights came from, training rows per source, the run's RESULTS.md, the exact config, how to use it).
-The export is reloaded once and compared weight for weight before the done marker is written;
+The export is reloaded once and compared weight for weight before the done marker (``<output_dir>/.done``)
+is written; while it exists the stage is skipped (delete it, or pass ``--force``, to export again);
 ``export.push_to_hub=org/name`` then uploads the folder with ``huggingface_hub``.
 """
 
@@ -159,6 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg = parse_cli(argv, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     section = build_section(cfg.export, ExportConfig, "export")
+    from toolkit.markers import already_done
+
+    done = Path(section.output_dir) / ".done"
+    if already_done("Stage 8: export", [done], args.force):
+        return
+    done.unlink(missing_ok=True)
     import torch
 
     from toolkit.models.lalm import LALM
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("pushing %s to %s: the frozen encoder/LLM are referenced by path, not uploaded (the card says so)",
                     out, section.push_to_hub)
         log.info("uploaded: %s", push_to_hub(out, section.push_to_hub, section.hub_private))
-    (out / ".done").touch()
+    done.touch()
 
 
 if __name__ == "__main__":

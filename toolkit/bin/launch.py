@@ -50,7 +50,7 @@ def run_shards(args: argparse.Namespace) -> int:
     stage, n = args.stage, args.nshards
     number, name = STAGE_NUMBER[stage], args.name or f"stage{STAGE_NUMBER[stage]}"
     cfg = load_config(args.config, args.overrides)
-    out_dir, identity, sets = importlib.import_module(f"toolkit.bin.{stage}").shard_plan(cfg, n)
+    out_dir, identity, sets = importlib.import_module(f"toolkit.{stage}.settings").shard_plan(cfg, n)
     engine = load_engine(args.cmd, args.cmd_conf)
     redo = args.force and stage == "decode"  # self-generated answers are never redone (delete them to regenerate)
     if not redo:  # refused here too, so that nothing is submitted; the stage itself checks the same

@@ -39,10 +39,8 @@ SUMMARY = "benchmark.json"
 
 def read_entries(node: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """The ``benchmarks:`` entries as plain dicts, and every problem found in them (nothing is built)."""
-    from toolkit.registry import import_submodules
     from toolkit.score.benchmarks import BENCHMARKS
 
-    import_submodules("toolkit.score.benchmarks")
     if not isinstance(node, Sequence) or isinstance(node, (str, bytes)) or not node:
         return [], ["benchmarks: must be a non-empty list of {name: <benchmark>, set_dir: <dir>, ...loader arguments}; "
                     f"registered benchmarks: {', '.join(BENCHMARKS.choices())}"]
@@ -129,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = group_by_set(entries)
     todo = {d: e for d, e in groups.items() if args.force or not is_current(d, e)}
     for set_dir in groups.keys() - todo.keys():
-        log.info("Stage 1: %s is already prepared from the same entries (--force to rewrite)", set_dir / MANIFEST)
+        log.info("Stage 1: %s: already done, from the same entries (delete %s, or pass --force, to rewrite it)",
+                 set_dir / MANIFEST, set_dir / PREPARE_DONE)
 
     # 2. set up: build every loader first, so all missing copies are reported together
     built: dict[Path, list[tuple[dict[str, Any], Any]]] = {}

@@ -4,7 +4,8 @@
 
 Reads the ``data:`` section (see toolkit/data/section.py), builds the preparer named in
 ``data.corpus`` from the ``CORPORA`` registry, writes ``<data_dir>/<prefix><set>/``, saves the
-resolved config beside each set (config.prepare.yaml) and writes the ``.done`` marker last.
+resolved config beside each set (config.prepare.yaml) and writes the ``.done`` marker last. The stage is
+skipped while every set it writes holds its ``.done`` (delete one, or pass ``--force``, to prepare again).
 """
 
 from __future__ import annotations
@@ -12,8 +13,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 log = logging.getLogger("toolkit.bin.prepare_data")
+
+
+def prepared_markers(section) -> list[Path]:
+    """The ``.done`` of every set this stage writes: ``data.sets``, or (null) every ``<prefix>*`` set dir there is.
+
+    A set dir without its marker (a run killed half way, or a marker deleted) makes the stage run again.
+    """
+    from toolkit.data.section import PREPARE_DONE
+
+    root = Path(section.data_dir)
+    if section.sets:
+        return [root / f"{section.prefix}{s}" / PREPARE_DONE for s in section.sets]
+    work = root / "local"  # the preparers' scratch space (CorpusPreparer.prepare), not a set
+    return [d / PREPARE_DONE for d in sorted(root.glob(f"{section.prefix}*")) if d.is_dir() and d != work]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,11 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 1. read and check the config (the corpus node against its constructor, before any work)
     from toolkit.data.corpora.base import CORPORA
     from toolkit.data.section import PREPARE_DONE, data_section
-    from toolkit.registry import import_submodules
+    from toolkit.markers import already_done
 
     section = data_section(cfg)
-    import_submodules("toolkit.data.corpora")
     preparer = CORPORA.build(section.corpus, where="data.corpus")
+    if already_done("Stage 1: data prep", prepared_markers(section), args.force):
+        return 0
 
     # 2. run
     log.info("Stage 1: data prep: corpus %s -> %s/%s*", section.corpus.get("name"), section.data_dir, section.prefix)

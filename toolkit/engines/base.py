@@ -102,7 +102,7 @@ class Engine(abc.ABC):
         """Run every task (concurrently where the engine can), wait, and report each one's end."""
 
 
-ENGINES = Registry("engine", base=Engine)
+ENGINES = Registry("engine", base=Engine, variable="ENGINES", components="toolkit.engines")
 
 
 def load_engine(name: str, conf: str | os.PathLike | None = None) -> Engine:

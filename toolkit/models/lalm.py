@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolkit.config import load_config, raise_if_problems, save_resolved, to_container
+from toolkit.config import check_arguments, load_config, raise_if_problems, save_resolved, to_container
 from toolkit.models.adapters import ADAPTERS
 from toolkit.models.adapters.base import RUNTIME_ARGUMENTS, adapter_runtime
 from toolkit.models.audio_vectors import AudioVectorCount, encode_audio, encode_waveforms
@@ -36,7 +36,6 @@ from toolkit.models.encoders.base import EncoderOutput
 from toolkit.models.generation import Generation, GenerationSettings, generate_from_embeddings
 from toolkit.models.llms import LLMS
 from toolkit.models.transcribers import TRANSCRIBERS
-from toolkit.registry import check_arguments
 
 ADAPTER_RUNTIME = RUNTIME_ARGUMENTS
 COMPONENTS = ("encoder", "adapter", "llm", "transcriber")

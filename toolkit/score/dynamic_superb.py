@@ -7,7 +7,7 @@ about twenty task-specific metrics (speaker counting, beat tracking, diarization
 (``data/dynamic_superb_task_metrics.yaml``) comes from the Phase-2 evaluation's ``taskname_to_metrics``.
 
 What is reproduced: the dispatch, and the three metrics that are plain corpus scores, computed with
-this toolkit's one implementation of each (:func:`toolkit.score.metrics.error_rate`, :func:`bleu`).
+this toolkit's one implementation of each (:func:`toolkit.metrics.error_rate`, :func:`bleu`).
 What is not: the metric functions' own code (their text normalisation, the judge prompt of
 ``llm_classification``, the other task-specific metrics) could not be read from the official
 repository (``dynamic-superb/dynamic-superb``) when this was written, so no number here is verified

@@ -35,7 +35,7 @@ from typing import Any
 
 from toolkit.files import atomic_write_text
 from toolkit.jsonl import JsonlError, iter_jsonl, write_jsonl
-from toolkit.registry import Registry, import_submodules
+from toolkit.registry import Registry
 
 
 class PredictionFormatError(ValueError):
@@ -106,7 +106,7 @@ class PredictionScorer(abc.ABC):
 
     def __init__(self, subset: str | None = None, judge: Any = None, seed: int = 0, **options: Any):
         if options:
-            from toolkit.registry import signature_keys
+            from toolkit.config import signature_keys
 
             names, _, _ = signature_keys(type(self))
             valid = sorted(names - {"subset", "judge", "seed"})
@@ -173,12 +173,8 @@ class PredictionScorer(abc.ABC):
         return rows
 
 
-PREDICTION_SCORERS = Registry("prediction scorer", base=PredictionScorer)
-
-
-def load_prediction_scorers() -> None:
-    """Import ``toolkit.score.official`` so every benchmark's ``@PREDICTION_SCORERS.register`` runs."""
-    import_submodules("toolkit.score.official")
+PREDICTION_SCORERS = Registry("prediction scorer", base=PredictionScorer, variable="PREDICTION_SCORERS",
+                              components="toolkit.score.official")
 
 
 def build_prediction_scorer(
@@ -188,7 +184,6 @@ def build_prediction_scorer(
     """The scorer registered as ``benchmark``; an unknown name lists the registered ones."""
     from toolkit.registry import RegistryError
 
-    load_prediction_scorers()
     if benchmark not in PREDICTION_SCORERS:
         raise RegistryError(
             f"unknown benchmark '{benchmark}'. Registered prediction scorers: "
@@ -197,7 +192,7 @@ def build_prediction_scorer(
             f"@PREDICTION_SCORERS.register('{benchmark}')."
         )
     cls = PREDICTION_SCORERS.get(benchmark)
-    from toolkit.registry import signature_keys
+    from toolkit.config import signature_keys
 
     names, _, var_kw = signature_keys(cls)
     own = sorted(names - {"subset", "judge", "seed"})

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolkit.assets import AssetMissingError
+from toolkit.config import AssetMissingError
 from toolkit.score.predictions import ItemVerdict, OfficialScore
 
 OFFICIAL_REPO = "MatthewCYM/VoiceBench"

@@ -56,7 +56,7 @@ RUNTIME = {"tensorboard": {"save_dir", "name", "version"}, "wandb": {"save_dir"}
 
 def check_loggers(specs: Sequence[Any] | None, where: str = "train.loggers") -> list[str]:
     """Every problem of ``train.loggers`` (unknown names, bad keys, a missing wandb), without building anything."""
-    from toolkit.registry import check_arguments
+    from toolkit.config import check_arguments
 
     problems = []
     if specs is None:

@@ -298,7 +298,7 @@ class LALMTrainingModule(L.LightningModule):
 
     def _log_generations(self) -> None:
         from toolkit.audio import AudioError, load_audio
-        from toolkit.score.metrics import consecutive_words_match
+        from toolkit.metrics import consecutive_words_match
 
         convs, refs, ids = [], [], []
         for s in self.val_generation_samples[: self.num_val_generations]:

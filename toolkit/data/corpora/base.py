@@ -83,7 +83,7 @@ class CorpusPreparer(abc.ABC):
         return result
 
 
-CORPORA = Registry("corpus", base=CorpusPreparer)
+CORPORA = Registry("corpus", base=CorpusPreparer, variable="CORPORA", components="toolkit.data.corpora")
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -1,8 +1,5 @@
-"""Registered adapters: every module in this folder registers itself in ``ADAPTERS``."""
+"""Registered adapters: ``ADAPTERS`` imports every module here on its first lookup."""
 
 from toolkit.models.adapters.base import ADAPTERS
-from toolkit.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["ADAPTERS"]

@@ -40,7 +40,7 @@ class AudioAdapter(nn.Module, metaclass=abc.ABCMeta):
         ...
 
 
-ADAPTERS = Registry("adapter", base=AudioAdapter)
+ADAPTERS = Registry("adapter", base=AudioAdapter, variable="ADAPTERS", components="toolkit.models.adapters")
 
 
 RUNTIME_ARGUMENTS = frozenset({"input_size", "num_inputs", "output_size", "input_heads"})
@@ -52,7 +52,7 @@ def adapter_runtime(node: Mapping[str, Any], encoder: Any, output_size: int) -> 
     ``input_heads`` goes only to adapters whose constructor names it, so attention-free adapters
     (``mlp``) keep a signature without it.
     """
-    from toolkit.registry import signature_keys
+    from toolkit.config import signature_keys
 
     runtime = {"input_size": encoder.output_size, "num_inputs": encoder.num_tapped, "output_size": output_size}
     if "input_heads" in signature_keys(ADAPTERS.get(node["name"]))[0]:

@@ -1,8 +1,5 @@
-"""Registered encoders: every module in this folder registers itself in ``ENCODERS``."""
+"""Registered encoders: ``ENCODERS`` imports every module here on its first lookup."""
 
 from toolkit.models.encoders.base import ENCODERS
-from toolkit.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["ENCODERS"]

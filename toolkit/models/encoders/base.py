@@ -80,4 +80,4 @@ class AudioEncoder(nn.Module, metaclass=abc.ABCMeta):
         return self(**feats)
 
 
-ENCODERS = Registry("encoder", base=AudioEncoder)
+ENCODERS = Registry("encoder", base=AudioEncoder, variable="ENCODERS", components="toolkit.models.encoders")

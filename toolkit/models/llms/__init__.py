@@ -1,8 +1,5 @@
-"""Registered LLM backbones: every module in this folder registers itself in ``LLMS``."""
+"""Registered LLM backbones: ``LLMS`` imports every module here on its first lookup."""
 
 from toolkit.models.llms.base import LLMS
-from toolkit.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["LLMS"]

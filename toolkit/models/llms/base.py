@@ -45,4 +45,4 @@ class LanguageModel(nn.Module, metaclass=abc.ABCMeta):
         return "eager"
 
 
-LLMS = Registry("llm", base=LanguageModel)
+LLMS = Registry("llm", base=LanguageModel, variable="LLMS", components="toolkit.models.llms")

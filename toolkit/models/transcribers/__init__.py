@@ -1,8 +1,5 @@
-"""Registered transcribers: every module in this folder registers itself in ``TRANSCRIBERS``."""
+"""Registered transcribers: ``TRANSCRIBERS`` imports every module here on its first lookup."""
 
 from toolkit.models.transcribers.base import TRANSCRIBERS
-from toolkit.registry import import_submodules
-
-import_submodules(__name__)
 
 __all__ = ["TRANSCRIBERS"]

@@ -25,4 +25,5 @@ class Transcriber(abc.ABC):
         return self
 
 
-TRANSCRIBERS = Registry("transcriber", base=Transcriber)
+TRANSCRIBERS = Registry("transcriber", base=Transcriber, variable="TRANSCRIBERS",
+                        components="toolkit.models.transcribers")

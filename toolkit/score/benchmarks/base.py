@@ -21,7 +21,7 @@ from typing import Any
 
 from toolkit.files import atomic_write
 from toolkit.jsonl import write_jsonl
-from toolkit.registry import Registry, import_submodules
+from toolkit.registry import Registry
 
 
 class BenchmarkError(ValueError):
@@ -51,12 +51,11 @@ class Benchmark(abc.ABC):
         return write_jsonl(path, checked())
 
 
-BENCHMARKS = Registry("benchmark", base=Benchmark)
+BENCHMARKS = Registry("benchmark", base=Benchmark, variable="BENCHMARKS", components="toolkit.score.benchmarks")
 
 
 def build_benchmark(node: Mapping[str, Any]) -> Benchmark:
     """Build a loader from ``{name: mmau, root: ..., ...}``."""
-    import_submodules("toolkit.score.benchmarks")
     return BENCHMARKS.build(node, where="benchmark")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.registry import Registry, import_submodules
+from toolkit.registry import Registry
 
 Conversation = list[dict[str, str]]
 
@@ -121,6 +121,33 @@ class Judge(abc.ABC):
         return [answers[0] for answers in self.sample(conversations, protocol)]
 
 
+class LocalJudge(Judge):
+    """A judge that runs a model here through a chat engine (``hf``, ``vllm``): greedy with its own settings,
+    sampling (seeded) only where a protocol samples, with the protocol's temperature, top_p and max_tokens
+    (unset top_p: 1; unset max_tokens: the judge's own answer limit)."""
+
+    engine: Any  # a toolkit.models.chat_engines.ChatEngine
+
+    def prepare(self, conversation: Conversation) -> Conversation:
+        """The conversation as this judge's model is asked it (unchanged here)."""
+        return conversation
+
+    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
+        return [g.text for g in self.engine.generate([self.prepare(c) for c in conversations])]
+
+    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
+        if not protocol.sampled:
+            return super().sample(conversations, protocol)
+        from dataclasses import replace
+
+        own = self.engine.settings
+        settings = replace(own, do_sample=True, temperature=protocol.temperature,
+                           top_p=1.0 if protocol.top_p is None else protocol.top_p,
+                           max_new_tokens=protocol.max_tokens or own.max_new_tokens, seed=protocol.seed)
+        answers = self.engine.sample([self.prepare(c) for c in conversations], settings, protocol.samples)
+        return [[g.text for g in group] for group in answers]
+
+
 def protocol_note(judge: Judge, protocol: JudgeProtocol | None) -> str:
     """One line for a results table: how the judge was actually asked, beside the official protocol."""
     if protocol is None:
@@ -132,12 +159,11 @@ def protocol_note(judge: Judge, protocol: JudgeProtocol | None) -> str:
     return f"{judge.name} decodes greedily (a local judge); the official request is {protocol.describe()}"
 
 
-JUDGES = Registry("judge", base=Judge)
+JUDGES = Registry("judge", base=Judge, variable="JUDGES", components="toolkit.score.judges")
 
 
 def build_judge(node: Mapping[str, Any] | None) -> Judge | None:
     """Build the judge of a ``score.judge:`` node (``None`` or ``{name: null}``: no judge)."""
     if not node or node.get("name") in (None, "", "none"):
         return None
-    import_submodules("toolkit.score.judges")
     return JUDGES.build(node, where="score.judge")

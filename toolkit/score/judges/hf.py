@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
+from toolkit.score.judges.base import JUDGES, Conversation, JudgeError, LocalJudge
 
 
 @JUDGES.register("hf")
-class HFJudge(Judge):
-    """A local Hugging Face causal LM directory used as a judge.
+class HFJudge(LocalJudge):
+    """A local Hugging Face causal LM directory used as a judge, through the ``hf`` chat engine.
 
     Args:
         model_path: local model directory (weights + tokenizer with a chat template).
@@ -22,8 +21,7 @@ class HFJudge(Judge):
 
     def __init__(self, model_path: str, batch_size: int = 8, max_new_tokens: int = 256,
                  dtype: str = "float32", device: str = "cpu"):
-        from toolkit.models.generation import GenerationSettings
-        from toolkit.models.llms import LLMS
+        from toolkit.models.chat_engines import CHAT_ENGINES
         from toolkit.models.loading import check_model_path
 
         path = check_model_path(model_path, "score.judge.model_path")
@@ -33,45 +31,18 @@ class HFJudge(Judge):
         if dtype not in ("float32", "bfloat16", "float16"):
             raise JudgeError(f"score.judge.dtype: {dtype!r} is not one of float32, bfloat16, float16")
         self.model_path = path
-        self.batch_size = batch_size
-        llm = LLMS.build({"name": "hf_causal_lm", "model_path": path, "dtype": dtype}, "score.judge")
-        self.llm = llm.to(device).eval()
-        self.settings = GenerationSettings(max_new_tokens=max_new_tokens, do_sample=False)
+        self.engine = CHAT_ENGINES.build({"name": "hf", "llm": {"name": "hf_causal_lm", "model_path": path, "dtype": dtype},
+                                          "generation": {"max_new_tokens": max_new_tokens, "do_sample": False},
+                                          "device": device, "batch_size": batch_size}, "score.judge")
 
     @property
     def name(self) -> str:
         return f"hf:{Path(self.model_path).name}"
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str]:
-        """Greedy answers through the toolkit's one generation path (left padding, KV cache)."""
-        from toolkit.models.generation import generate_chat
-
-        prepared = [self._fold_system_if_refused(c) for c in conversations]
-        return [g.text for g in generate_chat(self.llm, prepared, self.settings, batch_size=self.batch_size)]
-
-    def sample(self, conversations: Sequence[Conversation], protocol: JudgeProtocol) -> list[list[str]]:
-        """``protocol.samples`` answers per conversation, sampled in one batch (each copy draws its own tokens)
-        with the protocol's temperature, top_p and max_tokens (unset top_p: 1; unset max_tokens: this judge's
-        ``max_new_tokens``).  Sampling is seeded with ``protocol.seed``, so a rerun gives the same
-        answers.  A protocol that does not sample (temperature 0 or unset) gets the greedy answer."""
-        if not protocol.sampled:
-            return super().sample(conversations, protocol)
-        from dataclasses import replace
-
-        from toolkit.models.generation import generate_chat
-
-        settings = replace(self.settings, do_sample=True, temperature=protocol.temperature,
-                           top_p=1.0 if protocol.top_p is None else protocol.top_p,
-                           max_new_tokens=protocol.max_tokens or self.settings.max_new_tokens, seed=protocol.seed)
-        n = protocol.samples
-        prepared = [self._fold_system_if_refused(c) for c in conversations for _ in range(n)]
-        texts = [g.text for g in generate_chat(self.llm, prepared, settings, batch_size=self.batch_size)]
-        return [texts[i * n:(i + 1) * n] for i in range(len(conversations))]
-
-    def _fold_system_if_refused(self, conversation: Conversation) -> Conversation:
+    def prepare(self, conversation: Conversation) -> Conversation:
         """Templates that refuse a system turn (Gemma, Mistral) get it folded into the first user turn."""
         try:
-            self.llm.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+            self.engine.llm.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
             return conversation
         except Exception:  # jinja raises TemplateError with the template's own message
             system = "\n\n".join(m["content"] for m in conversation if m["role"] == "system")

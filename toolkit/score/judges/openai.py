@@ -1,8 +1,8 @@
 """``openai`` judge: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM's server, ...).
 
-The requests go through ``toolkit.models.chat_endpoint.ChatEndpoint``, the client the ``openai``
-self-generation backend uses: at most ``max_concurrency`` in flight, answers in order, transient
-errors retried with backoff, other HTTP errors fail at once with the server's message.
+The requests go through the ``openai`` chat engine (toolkit/models/chat_engines/openai.py), the one
+self-generation uses: at most ``max_concurrency`` in flight, answers in order, transient errors retried
+with backoff, other HTTP errors fail at once with the server's message.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from toolkit.models.chat_endpoint import ChatEndpoint, ChatEndpointError
+from toolkit.models.chat_endpoint import ChatEndpointError
+from toolkit.models.chat_engines import CHAT_ENGINES
 from toolkit.score.judges.base import JUDGES, Conversation, Judge, JudgeError, JudgeProtocol
 
 
@@ -35,8 +36,10 @@ class OpenAIJudge(Judge):
                  max_concurrency: int = 4, max_retries: int = 5, backoff_s: float = 1.0, timeout_s: float = 60.0,
                  temperature: float | None = 0.0, top_p: float | None = None, max_tokens: int = 512):
         try:
-            self.endpoint = ChatEndpoint(base_url, model, api_key_env=api_key_env, max_concurrency=max_concurrency,
-                                         max_retries=max_retries, backoff_s=backoff_s, timeout_s=timeout_s)
+            self.engine = CHAT_ENGINES.build({"name": "openai", "base_url": base_url, "model": model,
+                                              "api_key_env": api_key_env, "concurrency": max_concurrency,
+                                              "max_retries": max_retries, "backoff_s": backoff_s,
+                                              "timeout": timeout_s}, "score.judge")
         except ValueError as err:
             raise JudgeError(f"score.judge: {err}") from err
         self.fields: dict[str, Any] = {"max_tokens": max_tokens}
@@ -49,7 +52,7 @@ class OpenAIJudge(Judge):
 
     @property
     def name(self) -> str:
-        return f"openai:{self.endpoint.model}@{self.endpoint.base_url}"
+        return f"openai:{self.engine.endpoint.model}@{self.engine.endpoint.base_url}"
 
     def generate(self, conversations: Sequence[Conversation]) -> list[str]:
         return self._complete(conversations, self.fields)
@@ -64,6 +67,6 @@ class OpenAIJudge(Judge):
 
     def _complete(self, conversations: Sequence[Conversation], fields: Mapping[str, Any]) -> list[str]:
         try:
-            return [g.text for g in self.endpoint.complete(conversations, dict(fields))]
+            return [g.text for g in self.engine.complete(conversations, fields)]
         except ChatEndpointError as err:
             raise JudgeError(f"score.judge (openai): {err}") from err

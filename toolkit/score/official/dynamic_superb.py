@@ -81,7 +81,7 @@ class DynamicSuperbPredictions(PredictionScorer):
 
     def _rule_metric(self, unit: str, ids: list[str], refs: list[str],
                      hyps: list[str]) -> tuple[list[ItemVerdict], float]:
-        from toolkit.score.metrics import bleu, error_rate, normalize
+        from toolkit.metrics import bleu, error_rate, normalize
 
         if unit == "bleu":
             items = [ItemVerdict(i, h, bleu([r], [h]), "sentence BLEU (sacrebleu, 13a)")

@@ -1,6 +1,6 @@
 """Rule-based accuracies: ``label_accuracy``, ``consecutive_words``, ``mc_accuracy``, ``mmau``, ``refusal``.
 
-Values are percentages.  Each rule is stated (and tested) in :mod:`toolkit.score.metrics` and
+Values are percentages.  Each rule is stated (and tested) in :mod:`toolkit.metrics` and
 :mod:`toolkit.score.mmau`; this file only applies them to decode rows.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolkit.score.base import SCORERS, ResultRow, Scorer, ScoreError, percent
-from toolkit.score.metrics import (
+from toolkit.metrics import (
     LETTERS,
     consecutive_words_match,
     contains_words,
@@ -68,7 +68,7 @@ class ConsecutiveWordsScorer(Scorer):
 class MultipleChoiceScorer(Scorer):
     """Multiple-choice accuracy with VoiceBench's handling of answers that pick no option.
 
-    The picked option comes from :func:`toolkit.score.metrics.extract_choice` (a stated letter,
+    The picked option comes from :func:`toolkit.metrics.extract_choice` (a stated letter,
     else exactly one option's text).  VoiceBench replaces an unparsed answer by a random letter
     (unseeded there); here the letter is drawn from ``random.Random(f"{seed}:{id}")``, so a row
     gets the same letter on every run and in every breakdown, and the share of such rows is

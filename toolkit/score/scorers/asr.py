@@ -1,11 +1,11 @@
-"""``wer`` and ``cer``: corpus error rates after the Whisper normaliser (see :mod:`toolkit.score.metrics`)."""
+"""``wer`` and ``cer``: corpus error rates after the Whisper normaliser (see :mod:`toolkit.metrics`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from toolkit.score.base import SCORERS, ResultRow, Scorer
-from toolkit.score.metrics import error_rate, normalize, pick_normalizer
+from toolkit.metrics import error_rate, normalize, pick_normalizer
 
 
 class _ErrorRateScorer(Scorer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.score.base import SCORERS, ResultRow, Scorer
-from toolkit.score.metrics import bleu, chrf
+from toolkit.metrics import bleu, chrf
 
 
 @SCORERS.register("bleu")

@@ -1,4 +1,4 @@
-"""Text metrics shared by the scorers: WER/CER, BLEU/chrF, word-match accuracies, choice extraction.
+"""Text metrics shared by scoring and training's validation: WER/CER, BLEU/chrF, word matches, choices.
 
 Each function states its rule in its docstring; the rules are the ones the benchmarks and the
 DeSTA2.5-Audio reference use, so numbers stay comparable with published ones:

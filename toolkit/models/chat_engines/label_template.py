@@ -1,4 +1,4 @@
-"""The ``label_template`` backend: targets built from the clip's labels by a fixed template.
+"""The ``label_template`` engine (self-generation only): targets built from the clip's labels by a fixed template.
 
 This is the conventional way speech instruction data is built, and the construction the DeSTA2.5-Audio
 paper compares self-generation against: whatever the instruction asks, the target states the clip's
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from toolkit.models.generation import Generation
-from toolkit.selfgen.backends.base import SELFGEN_BACKENDS, GenerationBackend
+from toolkit.models.chat_engines.base import CHAT_ENGINES, ChatEngine
 
 # metadata key -> sentence; keys a clip lacks are left out, in this order.
 SENTENCES: tuple[tuple[str, str], ...] = (
@@ -44,11 +44,11 @@ def label_target(metadata: dict[str, Any], text: str = "") -> str:
     return " ".join(parts) if parts else "This is an audio clip."
 
 
-@SELFGEN_BACKENDS.register("label_template")
-class LabelTemplateBackend(GenerationBackend):
+@CHAT_ENGINES.register("label_template")
+class LabelTemplateBackend(ChatEngine):
     """Answers every instruction with :func:`label_target` of its clip (the prompt is not read)."""
 
-    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:
+    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], settings: Any = None) -> list[Generation]:
         raise TypeError("the label_template backend answers from the clips' labels: call answer(items, conversations)")
 
     def answer(self, items: Sequence[Any], conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation]:
