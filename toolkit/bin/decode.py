@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     clear_marker(out_root, args.shard, args.nshards)
     if section.backend == "vllm":
         from toolkit.decode.vllm_engine import VLLMEngine
+        from toolkit.serve.vllm_plugin.prepare import prepare_vllm_dir
 
         if section.model_overrides or section.transcriber is not None:
             raise SystemExit("decode.backend=vllm serves the export as written: drop decode.model_overrides/decode.transcriber "
                              "or use decode.backend=hf")
-        model = VLLMEngine(section.model_dir, **section.vllm)
+        model = VLLMEngine(prepare_vllm_dir(section.model_dir), **section.vllm)
     elif section.backend == "hf":
         model = LALM.from_pretrained(section.model_dir, overrides=section.model_overrides, device=section.device)
         if section.transcriber is not None:

@@ -1,4 +1,4 @@
-"""Decoding through vLLM: the exported LALM runs inside vLLM's engine via ``toolkit.serve.vllm_plugin``.
+"""Decoding through vLLM: the exported LALM runs inside vLLM's engine via our vLLM plugin (an entry point).
 
 Same interface as ``LALM.generate(conversations, generation, return_details=True)``, so the decode stage
 swaps engines with ``decode.backend: vllm``. Transcripts are written here (the export's own transcriber,
@@ -23,30 +23,37 @@ class VLLMEngine:
     """An exported model served by vLLM's offline engine.
 
     Args:
-        model_dir: an export directory (``config.yaml`` + ``model.safetensors``); made vLLM-ready here.
-        dtype: ``float32`` (matches the hf backend) or ``bfloat16``.
+        model_dir: a vLLM-ready export directory (``config.yaml``, ``model.safetensors`` and what the export
+            stage adds for vLLM: ``config.json``, the tokenizer, ``chat_template.jinja``); ``python -m
+            toolkit.bin.decode`` makes a trained model's directory ready before building this.
+        dtype: ``auto`` (float32 on the CPU, equal to the hf backend token for token; the export's
+            ``llm.dtype`` on a GPU), or ``float32``, ``bfloat16``, ``float16``.
         max_model_len: context vLLM reserves per sequence.
         gpu_memory_utilization: KV-cache share of GPU memory (of system RAM on CPU: keep it modest there).
         max_audios_per_prompt: ``limit_mm_per_prompt`` for audio.
     """
 
-    def __init__(self, model_dir: str | Path, dtype: str = "float32", max_model_len: int = 2048,
+    def __init__(self, model_dir: str | Path, dtype: str = "auto", max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.3, max_audios_per_prompt: int = 2):
-        from toolkit.models.loading import import_vllm
+        from toolkit.models.loading import import_vllm, vllm_dtype
 
         vllm = import_vllm("decode.backend=vllm", "decode.backend=hf")
         from toolkit.config import load_config, to_container
+        from toolkit.models.chat import build_formatter
         from toolkit.models.transcribers import TRANSCRIBERS
-        from toolkit.serve.vllm_plugin.prepare import prepare_vllm_dir
-        from toolkit.serve.vllm_plugin.processing import build_formatter
 
         self._vllm = vllm
-        root = prepare_vllm_dir(model_dir)
-        cfg = to_container(load_config(Path(root) / "config.yaml"))
+        root = Path(model_dir)
+        missing = [name for name in ("config.json", "chat_template.jinja") if not (root / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{root} is not vLLM-ready (no {', '.join(missing)}): export it (./run.sh --stage 8) "
+                                    f"or decode with python -m toolkit.bin.decode, which prepares the directory")
+        cfg = to_container(load_config(root / "config.yaml"))
         self.formatter, _ = build_formatter(cfg)
         self.transcriber = TRANSCRIBERS.build(cfg["transcriber"], "transcriber")
         self.defaults = dict(cfg.get("generation") or {})
-        self.engine = vllm.LLM(model=str(root), dtype=dtype, max_model_len=max_model_len, seed=0,
+        self.dtype = vllm_dtype(dtype, (cfg.get("llm") or {}).get("dtype"))
+        self.engine = vllm.LLM(model=str(root), dtype=self.dtype, max_model_len=max_model_len, seed=0,
                                gpu_memory_utilization=gpu_memory_utilization,
                                limit_mm_per_prompt={"audio": max_audios_per_prompt})
 

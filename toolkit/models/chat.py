@@ -15,7 +15,7 @@ This module needs only a tokenizer, so it runs inside data-loader workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,3 +202,18 @@ class ChatFormatter:
             input_ids += target
             labels += target
         return TokenizedConversation(input_ids=input_ids, labels=labels, audio_slots=slots, truncated=truncated)
+
+
+def build_formatter(cfg: Mapping[str, Any]) -> tuple[ChatFormatter, int]:
+    """The export's ``ChatFormatter`` and placeholder id, with the tokenizer set up as ``HFCausalLM`` does.
+
+    ``ChatFormatter``'s defaults are ``LALM``'s, so a setting the export's ``lalm:`` leaves out means the same here.
+    """
+    from toolkit.models.llms.hf_causal_lm import load_tokenizer
+
+    llm, lalm = cfg["llm"], dict(cfg.get("lalm") or {})
+    tokenizer = load_tokenizer(str(llm["model_path"]), llm.get("chat_template"))
+    keys = ("audio_start", "audio_end", "transcript_max_tokens", "use_transcript", "system_prompt")
+    settings = {k: lalm[k] for k in keys if k in lalm}
+    formatter = ChatFormatter(tokenizer=tokenizer, eos_token_id=int(tokenizer.eos_token_id), **settings)
+    return formatter, placeholder_token_id(tokenizer, lalm.get("placeholder_token"))

@@ -32,7 +32,7 @@ import torch
 
 from toolkit.audio import SAMPLE_RATE
 from toolkit.models.audio_vectors import AudioVectorCount, encode_waveforms
-from toolkit.models.chat import AUDIO_TOKEN, ChatFormatter, placeholder_token_id
+from toolkit.models.chat import AUDIO_TOKEN, build_formatter
 from toolkit.serve.vllm_plugin.middleware import DEFAULT_MAX_AUDIO_SECONDS, ENV_MAX_AUDIO_SECONDS
 
 PROFILE_SECONDS = 30.0  # the profiling clip when the vector count does not grow with duration
@@ -43,21 +43,6 @@ def load_export_config(export_dir: str | Path) -> dict[str, Any]:
     from toolkit.config import load_config, to_container
 
     return to_container(load_config(Path(export_dir) / "config.yaml"))
-
-
-def build_formatter(cfg: Mapping[str, Any]) -> tuple[ChatFormatter, int]:
-    """The export's ``ChatFormatter`` and placeholder id, with the tokenizer set up as ``HFCausalLM`` does.
-
-    ``ChatFormatter``'s defaults are ``LALM``'s, so a setting the export's ``lalm:`` leaves out means the same here.
-    """
-    from toolkit.models.llms.hf_causal_lm import load_tokenizer
-
-    llm, lalm = cfg["llm"], dict(cfg.get("lalm") or {})
-    tokenizer = load_tokenizer(str(llm["model_path"]), llm.get("chat_template"))
-    keys = ("audio_start", "audio_end", "transcript_max_tokens", "use_transcript", "system_prompt")
-    settings = {k: lalm[k] for k in keys if k in lalm}
-    formatter = ChatFormatter(tokenizer=tokenizer, eos_token_id=int(tokenizer.eos_token_id), **settings)
-    return formatter, placeholder_token_id(tokenizer, lalm.get("placeholder_token"))
 
 
 def llm_hidden_size(cfg: Mapping[str, Any]) -> int:
