@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from toolkit.decode.decoder import decode_rows
+from toolkit.models.chat_engines import CHAT_ENGINES
 from toolkit.models.lalm import LALM
 
 
@@ -30,7 +31,7 @@ def manifest(tmp_path, n=5):
 
 
 def test_decode_is_resumable_and_survives_bad_audio(exported, tmp_path):
-    model = LALM.from_pretrained(exported)
+    model = CHAT_ENGINES.build({"name": "hf", "model_dir": str(exported)})  # the decode stage's engine
     rows = manifest(tmp_path)
     (tmp_path / "c2.wav").write_bytes(b"not audio")
     out = tmp_path / "dec" / "decode.jsonl"
@@ -46,7 +47,7 @@ def test_decode_is_resumable_and_survives_bad_audio(exported, tmp_path):
 
 
 def test_batched_decoding_equals_one_by_one(exported, tmp_path):
-    model = LALM.from_pretrained(exported)
+    model = CHAT_ENGINES.build({"name": "hf", "model_dir": str(exported)})
     rows = manifest(tmp_path, 4)
     decode_rows(model, rows, tmp_path / "a.jsonl", batch_size=4, progress=False)
     decode_rows(model, rows, tmp_path / "b.jsonl", batch_size=1, progress=False)
@@ -78,3 +79,21 @@ def test_missing_weights_are_an_error_not_a_random_adapter(exported, tmp_path):
     (broken / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="did not finish"):
         LALM.from_pretrained(broken)
+
+
+def test_the_engine_is_chosen_by_its_registry_name_and_checked_before_loading(exported):
+    """``decode.backend`` names a chat engine; the keys it does not take are refused naming the key."""
+    from toolkit.config import ConfigError
+    from toolkit.decode.settings import DecodeConfig
+
+    def problems(**kwargs):
+        section = DecodeConfig(model_dir=str(exported), eval_sets=[], output_dir="o", **kwargs)
+        return CHAT_ENGINES.check(section.engine_node(), "decode")
+
+    assert problems() == [] and problems(backend="vllm") == []
+    assert any("unknown chat engine 'tgi'" in p and "hf, openai, vllm" in p for p in problems(backend="tgi"))
+    assert any("decode.model_overrides: unknown key for VLLMChatEngine" in p
+               for p in problems(backend="vllm", model_overrides=["lalm.max_seq_len=64"]))
+    assert any("decode.max_model_len: unknown key for HFChatEngine" in p for p in problems(vllm={"max_model_len": 64}))
+    with pytest.raises(ConfigError, match="exactly one of llm"):
+        CHAT_ENGINES.build({"name": "hf", "model_dir": str(exported), "llm": {"name": "hf_causal_lm"}})

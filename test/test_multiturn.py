@@ -92,7 +92,9 @@ def test_training_supervises_only_the_last_answer_and_generate_and_server_answer
     from toolkit.decode.decoder import decode_rows
 
     row = {**json.loads(two_turn["out"].read_text().splitlines()[0]), "reference": "x", "metric": "wer"}
-    decode_rows(model, [row], two_turn["root"] / "decode.jsonl", generation={"max_new_tokens": 8}, progress=False)
+    from toolkit.models.chat_engines.hf import HFChatEngine
+
+    decode_rows(HFChatEngine.around(model, {"max_new_tokens": 8}), [row], two_turn["root"] / "decode.jsonl", progress=False)
     decoded = json.loads((two_turn["root"] / "decode.jsonl").read_text())
     want = model.generate(audio_conversation(two_turn["items"][0]), generation={"max_new_tokens": 8}, return_details=True)
     assert decoded["prediction"] == want["text"] and len(decoded["transcripts"]) == 2

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from toolkit.config import build_section, parse_cli, save_resolved
+from toolkit.config import build_section, parse_cli, raise_if_problems, save_resolved
 from toolkit.decode.settings import DecodeConfig, shard_identity
 from toolkit.shards import check_unique_names
 
@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     section = build_section(cfg.decode, DecodeConfig, "decode")
     from toolkit.data.datadir import DataDir
     from toolkit.decode.decoder import decode_rows
-    from toolkit.models.lalm import LALM
-    from toolkit.models.transcribers import TRANSCRIBERS
     from toolkit.jsonl import shard_of
+    from toolkit.models.chat_engines import CHAT_ENGINES
 
     from toolkit.shards import clear_marker, output_name, refuse_other_counts, remove_count, shard_status, write_marker
 
@@ -75,20 +74,13 @@ def main(argv: list[str] | None = None) -> None:
         for path in remove_count(out_root, n):
             log.info("removed %s (from a %d-shard run of another model or setting)", path, n)
     clear_marker(out_root, args.shard, args.nshards)
-    if section.backend == "vllm":
-        from toolkit.decode.vllm_engine import VLLMEngine
+    engine_node = section.engine_node()
+    raise_if_problems(CHAT_ENGINES.check(engine_node, "decode"))  # an unknown backend or key, before loading
+    if section.backend == "vllm":  # vLLM reads what the export stage writes for it; a trained model dir gets it here
         from toolkit.serve.vllm_plugin.prepare import prepare_vllm_dir
 
-        if section.model_overrides or section.transcriber is not None:
-            raise SystemExit("decode.backend=vllm serves the export as written: drop decode.model_overrides/decode.transcriber "
-                             "or use decode.backend=hf")
-        model = VLLMEngine(prepare_vllm_dir(section.model_dir), **section.vllm)
-    elif section.backend == "hf":
-        model = LALM.from_pretrained(section.model_dir, overrides=section.model_overrides, device=section.device)
-        if section.transcriber is not None:
-            model.transcriber = TRANSCRIBERS.build(section.transcriber, "decode.transcriber").to(section.device)
-    else:
-        raise SystemExit(f"decode.backend: '{section.backend}' is not one of hf, vllm")
+        prepare_vllm_dir(section.model_dir)
+    engine = CHAT_ENGINES.build(engine_node, "decode")
     save_resolved(cfg, out_root)
     summary, outputs = {}, []
     for eval_set in section.eval_sets:
@@ -98,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         reset_if_stale(out, identity, args.force)
         outputs.append(out)
         log.info("Decoding %s (%d rows) -> %s", eval_set, len(rows), out)
-        summary[eval_set] = decode_rows(model, rows, out, batch_size=section.batch_size, generation=section.generation)
+        summary[eval_set] = decode_rows(engine, rows, out, batch_size=section.batch_size)
         log.info("done: %s", json.dumps(summary[eval_set]))
     (out_root / f"decode_stats{'' if args.nshards == 1 else f'.shard{args.shard}'}.json").write_text(json.dumps(summary, indent=2))
     write_marker(out_root, args.shard, args.nshards, identity, outputs)  # last: the shard is done

@@ -1,4 +1,4 @@
-"""Batched decoding of eval manifests through the model's one ``generate()``.
+"""Batched decoding of eval manifests through a chat engine (``hf``: the model's one ``generate()``; ``vllm``).
 
 An eval manifest row (``data/<set>/eval.jsonl`` read through ``DataDir.eval_rows``, which adds the
 clip's ``audio`` and ``duration`` from the data dir by its ``utt_id``, or a benchmark converted by
@@ -77,15 +77,15 @@ def _duration(row: dict[str, Any]) -> float:
 
 
 def decode_rows(
-    model: Any,
+    engine: Any,
     rows: Sequence[dict[str, Any]],
     output: str | os.PathLike,
     batch_size: int = 8,
-    generation: dict[str, Any] | None = None,
     progress: bool = True,
     conversation: Callable[[dict[str, Any]], list[dict[str, Any]]] = audio_conversation,
 ) -> dict[str, Any]:
-    """Decode ``rows`` not yet in ``output``; returns counts and samples/s.
+    """Decode ``rows`` not yet in ``output`` with ``engine`` (a :class:`~toolkit.models.chat_engines.ChatEngine`
+    over an exported model, decoding with its own settings); returns counts and samples/s.
 
     ``conversation`` turns a row into the chat to answer (the controls of stage 7 swap in silence or the
     clip's seed description); an :class:`AudioError` it raises marks that row unreadable.
@@ -110,18 +110,17 @@ def decode_rows(
                     convs.append(None)
                     failed.append(row["id"])
             good = [(r, c) for r, c in zip(batch, convs) if c is not None]
-            details = model.generate([c for _, c in good], generation=generation, return_details=True) if good else []
-            answers = {r["id"]: d for (r, _), d in zip(good, details)}
+            answers = dict(zip((r["id"] for r, _ in good), engine.generate([c for _, c in good]) if good else []))
             out_rows = []
             for row in batch:
                 d = answers.get(row["id"])
                 if d is None:
                     out_rows.append({**row, "prediction": "", "transcript": "", "finish_reason": "error", "error": "audio unreadable"})
                 else:
-                    extra = {"transcripts": d["transcripts"]} if len(d["transcripts"]) > 1 else {}
-                    first = d["transcripts"][0] if d["transcripts"] else ""
-                    out_rows.append({**row, "prediction": d["text"], "transcript": first,
-                                     "finish_reason": d["finish_reason"], **extra})
+                    extra = {"transcripts": d.transcripts} if len(d.transcripts) > 1 else {}
+                    first = d.transcripts[0] if d.transcripts else ""
+                    out_rows.append({**row, "prediction": d.text, "transcript": first,
+                                     "finish_reason": d.finish_reason, **extra})
             writer.write_batch(out_rows)
             stats["decoded"] += len(batch)
             stats["audio_errors"] += len(failed)

@@ -29,9 +29,10 @@ class DecodeConfig:
             null keeps it.
         device: ``cpu`` or ``cuda``.
         model_overrides: extra ``key=value`` overrides applied to the model's config.
-        backend: ``hf`` (the toolkit's own ``generate``) or ``vllm`` (the exported model inside vLLM
-            through toolkit/serve/vllm_plugin; greedy fp32 equals ``hf`` token for token).
-        vllm: ``toolkit.decode.vllm_engine.VLLMEngine`` arguments (dtype, max_model_len, ...).
+        backend: the chat engine that decodes (toolkit/models/chat_engines/): ``hf`` (the toolkit's own
+            ``generate``) or ``vllm`` (the exported model inside vLLM through our plugin; greedy fp32 equals
+            ``hf`` token for token).
+        vllm: further arguments of the ``vllm`` engine (dtype, max_model_len, gpu_memory_utilization, ...).
     """
 
     model_dir: str
@@ -45,6 +46,17 @@ class DecodeConfig:
     model_overrides: list[str] = field(default_factory=list)
     backend: str = "hf"
     vllm: dict[str, Any] = field(default_factory=dict)
+
+
+    def engine_node(self) -> dict[str, Any]:
+        """The ``CHAT_ENGINES`` node this section describes (a key the engine does not take fails its check)."""
+        node: dict[str, Any] = {"name": self.backend, "model_dir": self.model_dir, "generation": dict(self.generation),
+                                "device": self.device, **dict(self.vllm)}
+        if self.model_overrides:
+            node["model_overrides"] = list(self.model_overrides)
+        if self.transcriber is not None:
+            node["transcriber"] = dict(self.transcriber)
+        return node
 
 
 def model_identity(model_dir: str, overrides: list[str], generation: dict, transcriber: dict | None,

@@ -7,7 +7,7 @@ come from YAML (``generation:``), greedy by default, and are recorded with every
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -71,11 +71,13 @@ class GenerationSettings:
 
 @dataclass
 class Generation:
-    """One answer: its text, token count and why it stopped (``stop`` or ``length``)."""
+    """One answer: its text, token count, why it stopped (``stop`` or ``length``) and, for a conversation with
+    audio, the transcript spliced after each of its audios (given or from the model's transcriber)."""
 
     text: str
     num_tokens: int
     finish_reason: str
+    transcripts: list[str] = field(default_factory=list)
 
 
 @torch.no_grad()

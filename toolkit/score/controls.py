@@ -112,6 +112,7 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
     from toolkit.data.datadir import DataDir
     from toolkit.decode.decoder import conversation_for, decode_rows
     from toolkit.models.chat import AUDIO_TOKEN
+    from toolkit.models.chat_engines.hf import HFChatEngine
     from toolkit.models.lalm import LALM
 
     model_dir = Path(settings.model_dir)
@@ -159,7 +160,7 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
                         "generation": settings.generation, "rows": len(rows)}
             _fresh_output(out, json.loads(json.dumps(identity, default=str)))
             log.info("Stage 7: control '%s' on %s (%d rows) -> %s", condition, eval_set, len(rows), out)
-            decode_rows(model, rows, out, batch_size=settings.batch_size, generation=settings.generation,
+            decode_rows(HFChatEngine.around(model, settings.generation), rows, out, batch_size=settings.batch_size,
                         conversation=conversation)
             outputs[condition][Path(eval_set).name] = out
         if condition == "untrained":
