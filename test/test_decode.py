@@ -91,7 +91,7 @@ def test_the_engine_is_chosen_by_its_registry_name_and_checked_before_loading(ex
         return CHAT_ENGINES.check(section.engine_node(), "decode")
 
     assert problems() == [] and problems(backend="vllm") == []
-    assert any("unknown chat engine 'tgi'" in p and "hf, openai, vllm" in p for p in problems(backend="tgi"))
+    assert any("unknown chat engine 'tgi'" in p and "hf, label_template, openai, vllm" in p for p in problems(backend="tgi"))
     assert any("decode.model_overrides: unknown key for VLLMChatEngine" in p
                for p in problems(backend="vllm", model_overrides=["lalm.max_seq_len=64"]))
     assert any("decode.max_model_len: unknown key for HFChatEngine" in p for p in problems(vllm={"max_model_len": 64}))
