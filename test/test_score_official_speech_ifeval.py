@@ -146,12 +146,12 @@ def test_openai_judge_sends_exactly_the_official_request(monkeypatch):
 
     judge = build_judge({"name": "openai", "model": "gpt-4o-2024-11-20", "base_url": "http://127.0.0.1:9/v1"})
     sent = []
-    monkeypatch.setattr(judge.endpoint, "complete", lambda convs, fields: sent.append(dict(fields)) or [])
+    monkeypatch.setattr(judge.engine.endpoint, "complete", lambda convs, fields: sent.append(dict(fields)) or [])
     judge.ask([], rules.judge_protocol("accuracy"))
     judge.generate([])
     assert sent == [{}, {"temperature": 0.0, "max_tokens": 512}]  # the official call passes no temperature
     unset = build_judge({"name": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "temperature": None})
-    monkeypatch.setattr(unset.endpoint, "complete", lambda convs, fields: sent.append(dict(fields)) or [])
+    monkeypatch.setattr(unset.engine.endpoint, "complete", lambda convs, fields: sent.append(dict(fields)) or [])
     unset.generate([])
     assert sent[-1] == {"max_tokens": 512}
 

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # egs/eval configs decode a given model_dir (no model nodes); test/test_recipes_configs.py checks them.
 # conf/<engine>.yaml (slurm, ray) are engine resource files, checked in test/drills/test_engines.py
 RECIPE_CONFIGS = sorted(p for p in (ROOT / "egs").glob("*/*/conf/*.yaml")
-                        if p.parts[-4] != "eval" and p.stem not in ("local", "slurm", "ray"))
+                        if p.parts[-4] != "eval" and p.stem not in ("local", "slurm", "ray")
+                        and not p.stem.endswith("_targets"))  # stage-4-only configs (no model)
 GROUPS = {"encoder": "ENCODERS", "adapter": "ADAPTERS", "llm": "LLMS", "transcriber": "TRANSCRIBERS"}
 
 

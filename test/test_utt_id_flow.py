@@ -33,7 +33,9 @@ class LengthModel:
     """Decoding model: answers with the number of samples it was given, so the test sees which audio was read."""
 
     def generate(self, conversations, generation=None, return_details=False):
-        return [{"text": str(len(c[-1]["audios"][0]["audio"])), "transcripts": [""], "finish_reason": "stop"}
+        from toolkit.models.generation import Generation
+
+        return [Generation(text=str(len(c[-1]["audios"][0]["audio"])), num_tokens=1, finish_reason="stop", transcripts=[""])
                 for c in conversations]
 
 

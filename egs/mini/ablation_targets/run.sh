@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-generated vs label-template targets on the embedded mini corpus (egs/mini/ablation_targets).
 #   ./run.sh [key=value ...]        # e.g. ./run.sh train.max_steps=100 (applied to every variant)
+# It takes no --stage: finished steps are skipped on a rerun; redo the shared data with ../desta25/run.sh --stage N.
 # 1. data and self-generated targets: ../desta25 stages 1-4 (skipped where already done)
 # 2. label-template targets for the same clips and prompts (conf/label_targets.yaml)
 # 3. the frozen encoder's feature cache, shared by both variants
@@ -11,6 +12,7 @@
 # `backend: {name: openai, ...}` (or another local LLM) and one more --variant line; these machines have no
 # second LLM, so it is not run here.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")"
 repo=../../..
 if [ -z "${PYTHON:-}" ] && [ -x "$repo/.venv/bin/python" ]; then python=$repo/.venv/bin/python; else python=${PYTHON:-python}; fi
