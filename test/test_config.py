@@ -91,3 +91,16 @@ def test_plain_folders_are_not_config_groups(conf_dir):
     (conf_dir / "data").mkdir()  # a recipe's data/ next to conf/ is not a group
     (conf_dir / "main.yaml").write_text((conf_dir / "main.yaml").read_text() + "data: {data_dir: d}\n")
     assert load_config(conf_dir / "main.yaml", ["data.data_dir=x"]).data.data_dir == "x"
+
+
+def test_a_replace_marked_node_replaces_what_an_include_set(tmp_path):
+    (tmp_path / "base.yaml").write_text("selfgen:\n  batch_size: 4\n  backend: {name: hf, llm: x, device: cpu}\n")
+    (tmp_path / "main.yaml").write_text("defaults:\n  - base.yaml\nselfgen:\n"
+                                        "  backend: {_replace_: true, name: label_template}\n")
+    cfg = load_config(tmp_path / "main.yaml")
+    assert dict(cfg.selfgen.backend) == {"name": "label_template"} and cfg.selfgen.batch_size == 4
+    (tmp_path / "merge.yaml").write_text("defaults:\n  - base.yaml\nselfgen:\n  backend: {name: vllm}\n")
+    assert load_config(tmp_path / "merge.yaml").selfgen.backend.llm == "x"  # without the flag: merged
+    (tmp_path / "bad.yaml").write_text("defaults:\n  - base.yaml\nselfgen:\n  backend: {_replace_: yes please}\n")
+    with pytest.raises(ConfigError, match=r"selfgen.backend._replace_ must be true or false"):
+        load_config(tmp_path / "bad.yaml")

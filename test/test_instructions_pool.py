@@ -46,3 +46,24 @@ def test_categories_and_extra_files(tmp_path):
         "Say something nice about the audio."}
     with pytest.raises(ValueError, match="unknown instruction categories"):
         InstructionPool(categories=["nope"])
+
+
+def test_a_corpus_folder_replaces_shipped_categories_and_keeps_their_meaning(tmp_path):
+    (tmp_path / "sound.txt").write_text("# mine\nWhich animal is this?\nName the sound's source.\n")
+    pool = InstructionPool(directory=str(tmp_path), categories=["sound", "speaker"])
+    assert pool.pool("sound") == ["Which animal is this?", "Name the sound's source."]
+    # the folder lacks speaker.txt: that category still comes from the shipped pool
+    assert pool.pool("speech") == read_instructions(INSTRUCTIONS_DIR / "speaker.txt")
+    with pytest.raises(FileNotFoundError, match="selfgen.instructions.directory"):
+        InstructionPool(directory=str(tmp_path / "missing"))
+
+
+def test_the_digest_is_what_can_be_drawn_not_where_it_was_read(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "sound.txt").write_text("Which animal is this?\n")
+    same = {InstructionPool(directory=str(tmp_path / n), seed=0).digest() for n in ("a", "b")}
+    assert len(same) == 1
+    (tmp_path / "b" / "sound.txt").write_text("Which animal is this?\nWhat makes this noise?\n")
+    assert InstructionPool(directory=str(tmp_path / "b"), seed=0).digest() not in same
+    assert InstructionPool(directory=str(tmp_path / "a"), seed=1).digest() not in same

@@ -26,3 +26,16 @@ def test_runner_writes_template_targets_whatever_the_prompt(tmp_path):
     assert stats["written"] == 2 and [r["utt_id"] for r in rows] == ["u0", "u1"]
     assert {r["response"] for r in rows} == {"This is the sound of a cat."}
     assert rows[1]["messages"][-1]["content"] == "This is the sound of a cat."
+
+
+def test_the_ablation_label_targets_draw_the_embedded_defaults_clips_and_prompts():
+    from pathlib import Path
+
+    from toolkit.config import load_config, to_container
+
+    egs = Path(__file__).resolve().parent.parent / "egs" / "mini"
+    label = to_container(load_config(egs / "ablation_targets" / "conf" / "label_targets.yaml").selfgen)
+    own = to_container(load_config(egs / "desta25" / "conf" / "desta25.yaml", ["data_dir=../desta25/data"]).selfgen)
+    assert label["backend"] == {"name": "label_template"}
+    for key in ("data_dirs", "prompts_per_clip", "instructions", "template"):
+        assert label[key] == own[key], key

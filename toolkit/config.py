@@ -115,7 +115,29 @@ def _load_file(path: Path, group_choices: dict[str, str], search_extra: Sequence
         # A group entry replaces the whole component (Hydra's rule), even one a plain include set:
         # swapping whisper for wavlm must not keep whisper-only keys.
         merged[group] = node
+    _replace_marked_nodes(merged, raw, path)
     return OmegaConf.merge(merged, raw)
+
+
+REPLACE_KEY = "_replace_"
+
+
+def _replace_marked_nodes(merged: DictConfig, raw: DictConfig, path: Path, prefix: str = "") -> None:
+    """A node of ``raw`` holding ``_replace_: true`` replaces what the included files set there instead of
+    merging into it (an included ``backend: {name: hf, llm: ...}`` swapped for ``{name: label_template}``)."""
+    for key in list(raw.keys()):
+        node = raw._get_node(key)
+        if not isinstance(node, DictConfig) or OmegaConf.is_missing(raw, key) or node._is_none():
+            continue
+        where = f"{prefix}{key}"
+        if REPLACE_KEY in node:
+            flag = node.pop(REPLACE_KEY)
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{path}: {where}.{REPLACE_KEY} must be true or false, got {flag!r}")
+            if flag and isinstance(merged, DictConfig) and key in merged:
+                merged.pop(key)
+        sub = merged.get(key) if isinstance(merged, DictConfig) else None
+        _replace_marked_nodes(sub if isinstance(sub, DictConfig) else OmegaConf.create({}), node, path, f"{where}.")
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:

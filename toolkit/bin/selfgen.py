@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     backend = CHAT_ENGINES.build(section.backend, "selfgen.backend")
     # Everything that shapes an answer: the engine and its decoding, and the question put to it.
     generator = {**backend.description(), "template": section.template, "system_prompt": section.system_prompt,
-                 "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip}
+                 "instructions": pool.digest(), "prompts_per_clip": section.prompts_per_clip}
     check_same_generator(out_dir, generator)
     if args.force:
         log.info("--force: self-generation never deletes answers; delete %s to regenerate them", out_dir)

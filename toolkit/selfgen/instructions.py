@@ -29,9 +29,9 @@ TASK_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def available_categories() -> list[str]:
-    """The instruction files shipped with the toolkit."""
-    return sorted(p.stem for p in INSTRUCTIONS_DIR.glob("*.txt"))
+def available_categories(directory: Path = INSTRUCTIONS_DIR) -> list[str]:
+    """The instruction categories of a folder (by default the ones shipped with the toolkit)."""
+    return sorted(p.stem for p in Path(directory).glob("*.txt"))
 
 
 def read_instructions(path: str | Path) -> list[str]:
@@ -51,22 +51,32 @@ class InstructionPool:
         files: extra instruction files; each becomes a category named after its file stem and is
             drawn for every clip type.
         seed: changes every draw; the same (seed, utt_id) always gives the same instruction.
+        directory: a folder of ``<category>.txt`` files that replace the shipped files of the same name (a
+            corpus's own questions; a category keeps its meaning above, so a sound clip still draws from sound.txt,
+            and a category the folder lacks comes from the shipped pool).
         category_weights: draw a category first, with these relative weights (a category not named weighs 1),
             then an instruction from it; null draws uniformly over all of a clip's instructions. Weighting the
             attribute categories (speaker, music, sound) makes more answers name what the audio shows.
     """
 
     def __init__(self, categories: list[str] | None = None, files: list[str] | None = None, seed: int = 0,
-                 category_weights: dict[str, float] | None = None):
-        shipped = available_categories()
+                 category_weights: dict[str, float] | None = None, directory: str | None = None):
+        own = Path(directory) if directory is not None else None
+        if own is not None and not own.is_dir():
+            raise FileNotFoundError(f"selfgen.instructions.directory: {own} is not a folder (give a folder of "
+                                    f"<category>.txt files, relative to where the stage runs, or leave it unset)")
+        files_of = {c: INSTRUCTIONS_DIR / f"{c}.txt" for c in available_categories()}
+        files_of.update({c: own / f"{c}.txt" for c in available_categories(own)} if own is not None else {})
+        shipped = sorted(files_of)
         chosen = list(categories) if categories is not None else shipped
         unknown = sorted(set(chosen) - set(shipped))
         if unknown:
-            raise ValueError(f"unknown instruction categories {unknown}; shipped: {', '.join(shipped)} "
-                             f"(in {INSTRUCTIONS_DIR}); add your own with files: [path.txt]")
+            raise ValueError(f"unknown instruction categories {unknown}; available: {', '.join(shipped)} "
+                             f"(in {INSTRUCTIONS_DIR}{'' if own is None else ' and ' + str(own)}); "
+                             f"add your own with files: [path.txt]")
         self.seed = seed
         self.category_weights = dict(category_weights) if category_weights is not None else None
-        self.by_category: dict[str, list[str]] = {c: read_instructions(INSTRUCTIONS_DIR / f"{c}.txt") for c in chosen}
+        self.by_category: dict[str, list[str]] = {c: read_instructions(files_of[c]) for c in chosen}
         self.extra_categories: list[str] = []
         for f in files or []:
             name = Path(f).stem
@@ -112,3 +122,11 @@ class InstructionPool:
 
     def __len__(self) -> int:
         return len(self.pool(None))
+
+    def digest(self) -> str:
+        """SHA-256 of what can be drawn (every category's instructions, in order) and how: the draw's identity
+        whatever folder the files were read from."""
+        from toolkit.shards import canonical_sha256
+
+        return canonical_sha256({"seed": self.seed, "weights": self.category_weights, "by_category": self.by_category,
+                                 "extra": self.extra_categories})

@@ -62,8 +62,12 @@ def shard_identity(section: SelfGenConfig, nshards: int) -> dict[str, Any]:
     backend = {k: v for k, v in (to_container(section.backend) or {}).items() if k != "device"}
     llm = backend.get("llm") if isinstance(backend.get("llm"), dict) else {}
     model_path = llm.get("model_path") or backend.get("model_path")
+    # The pool by what it draws, not by where its files are: a moved checkout keeps its shards.
+    from toolkit.selfgen.instructions import InstructionPool
+
     config = {"backend": backend, "template": section.template, "system_prompt": section.system_prompt,
-              "instructions": to_container(section.instructions), "prompts_per_clip": section.prompts_per_clip,
+              "instructions": InstructionPool(**to_container(section.instructions)).digest(),
+              "prompts_per_clip": section.prompts_per_clip,
               "sets": [Path(d).name for d in section.data_dirs]}
     return make_identity("selfgen", config, model_path, nshards)
 
