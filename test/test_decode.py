@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from toolkit.decode.decoder import decode_rows
+from toolkit.models.eval_decoding import decode_rows
 from toolkit.models.chat_engines import CHAT_ENGINES
 from toolkit.models.lalm import LALM
 

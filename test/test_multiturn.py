@@ -89,7 +89,7 @@ def test_training_supervises_only_the_last_answer_and_generate_and_server_answer
     assert isinstance(got["text"], str) and len(got["transcripts"]) == 2 and got["num_tokens"] > 0
 
     # the decode stage: an eval row that carries its two-turn messages
-    from toolkit.decode.decoder import decode_rows
+    from toolkit.models.eval_decoding import decode_rows
 
     row = {**json.loads(two_turn["out"].read_text().splitlines()[0]), "reference": "x", "metric": "wer"}
     from toolkit.models.chat_engines.hf import HFChatEngine

@@ -57,7 +57,7 @@ def tiny_data_dir(root: Path) -> DataDir:
 
 def test_a_clip_keeps_its_utt_id_from_wav_scp_to_the_score_details(tmp_path: Path):
     from toolkit.bin.cache_features import main as cache_main
-    from toolkit.decode.decoder import decode_rows
+    from toolkit.models.eval_decoding import decode_rows
     from toolkit.score.base import score_file
     from toolkit.selfgen.instructions import InstructionPool
     from toolkit.selfgen.runner import build_items, run_selfgen

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     section = build_section(cfg.decode, DecodeConfig, "decode")
     from toolkit.data.datadir import DataDir
-    from toolkit.decode.decoder import decode_rows
+    from toolkit.models.eval_decoding import decode_rows
     from toolkit.jsonl import shard_of
     from toolkit.models.chat_engines import CHAT_ENGINES
 

@@ -110,7 +110,7 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
     from toolkit.audio import load_audio
     from toolkit.config import load_config
     from toolkit.data.datadir import DataDir
-    from toolkit.decode.decoder import conversation_for, decode_rows
+    from toolkit.models.eval_decoding import conversation_for, decode_rows
     from toolkit.models.chat import AUDIO_TOKEN
     from toolkit.models.chat_engines.hf import HFChatEngine
     from toolkit.models.lalm import LALM
@@ -153,7 +153,7 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
             elif condition == "silence":
                 conversation = silent
             else:
-                from toolkit.decode.decoder import audio_conversation as conversation
+                from toolkit.models.eval_decoding import audio_conversation as conversation
             out = Path(out_dir) / "controls" / condition / f"{Path(eval_set).name}.jsonl"
             identity = {"condition": condition, "weights_sha256": digest if condition == "silence" else None,
                         "seed": settings.seed if condition == "untrained" else None,
