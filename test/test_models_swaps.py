@@ -58,6 +58,7 @@ ADAPTERS = {
     "qformer": {"name": "qformer", "num_layers": 1, "num_queries": 4, "num_heads": 4, "intermediate_size": 64},
     "mlp": {"name": "mlp", "stack_frames": 4},
     "window_qformer": {"name": "window_qformer", "window_size": 17, "queries_per_window": 1, "num_layers": 1, "num_heads": 4},
+    "pooled": {"name": "pooled", "num_vectors": 3},
 }
 
 

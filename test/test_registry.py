@@ -72,7 +72,7 @@ def test_every_slot_registry_has_its_components():
     from toolkit.models.chat_engines import CHAT_ENGINES
 
     assert {"whisper", "wavlm", "hubert", "wav2vec2", "s3prl"} <= set(ENCODERS.choices())
-    assert {"qformer", "mlp", "window_qformer"} <= set(ADAPTERS.choices())
+    assert {"qformer", "mlp", "window_qformer", "pooled"} <= set(ADAPTERS.choices())
     assert "hf_causal_lm" in LLMS.choices()
     assert {"whisper", "given", "none"} <= set(TRANSCRIBERS.choices())
     assert {"hf", "vllm", "openai"} <= set(CHAT_ENGINES.choices())

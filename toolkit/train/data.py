@@ -136,7 +136,8 @@ def read_rows(
     try:  # stage 4's shard files are checked as one complete set (toolkit/shards.py); other files pass as they are
         files = resolve_files(path, "training data")
     except FileNotFoundError as err:
-        raise DataError(f"{err}: run the self-generation stage (./run.sh --stage 4) or fix train.data.train_jsonl/dev_jsonl") from None
+        raise DataError(f"{err}: run the self-generation stage (./run.sh --stage 4) or fix train.data.train_jsonl/dev_jsonl "
+                        "(a recipe keeps answers per tag: selfgen_dir=dump/selfgen/<tag> reuses another tag's)") from None
     utts = utts if utts is not None else UttIndex()
     stats, samples = RowStats(), []
     for file in files:

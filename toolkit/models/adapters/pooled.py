@@ -1,0 +1,69 @@
+"""Mean-pooled linear adapter: each tapped layer normalised, averaged over the clip, one linear map to N vectors.
+
+s3prl's utterance-level downstream (layer-normalised states, mean over time, a linear layer) read as an
+LLM connector: the concatenated per-layer means are mapped to ``num_vectors`` LLM-width vectors by one
+``nn.Linear``. It keeps no time order, so it carries what a clip *is* (speaker, instrument, sound), not
+what is said; DeSTA2.5 gives the LLM the words through the transcript spliced after the audio.
+
+Why it exists beside the Q-Former: on the embedded mini corpus (Whisper tiny.en, SmolLM2-135M, 300 steps
+on 2 CPU cores) the small Q-Former answers one label per task whatever the clip, while this adapter
+learns to tell sounds apart in the same run (README "What to expect"). Each layer is normalised per
+frame without learned scale (s3prl's ``Featurizer(normalize=True)``): Whisper's last tapped layer has
+outlier channels two orders of magnitude above the rest, which would otherwise dominate the mean.
+
+Its weight count is ``num_inputs * input_size * num_vectors * output_size``: 14 M for the mini recipe,
+1.3 G for Whisper-large-v3 into a 4096-wide LLM, so it is a small-scale and ablation adapter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
+
+
+@ADAPTERS.register("pooled")
+class PooledAdapter(AudioAdapter):
+    """Per-layer LayerNorm -> mean over valid frames -> concatenate layers -> Linear -> ``num_vectors`` vectors.
+
+    Args (the first three come from the build code):
+        input_size: encoder width.
+        num_inputs: number of tapped encoder layers.
+        output_size: LLM hidden size.
+        num_vectors: audio vectors per clip, whatever its duration.
+        output_scale: the norm of one output vector at initialisation, for unit-variance inputs; set it near the
+            LLM's token-embedding norm (SmolLM2-135M: 3.2) so the audio vectors start where the LLM's inputs live.
+    """
+
+    def __init__(self, input_size: int, num_inputs: int, output_size: int, num_vectors: int = 16,
+                 output_scale: float = 1.0):
+        super().__init__()
+        if num_vectors < 1:
+            raise ValueError(f"adapter pooled: num_vectors={num_vectors} must be >= 1")
+        self.input_size, self.num_inputs, self.output_size = input_size, num_inputs, output_size
+        self.count = num_vectors
+        self.proj = nn.Linear(num_inputs * input_size, num_vectors * output_size)
+        # Each output element ~ N(0, output_scale^2 / output_size) for unit-variance inputs: vectors of norm ~output_scale.
+        fan_in = num_inputs * input_size
+        nn.init.normal_(self.proj.weight, std=float(output_scale) / math.sqrt(output_size * fan_in))
+        nn.init.zeros_(self.proj.bias)
+
+    def num_vectors(self, num_frames: int) -> int:
+        """Always ``num_vectors``: the clip is pooled whatever its length."""
+        return self.count
+
+    def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = self.proj.weight.dtype
+        lengths = lengths.to(hidden_states[0].device)
+        valid = (torch.arange(hidden_states[0].shape[1], device=lengths.device)[None, :] < lengths[:, None]).to(dtype)
+        frames = valid.sum(1, keepdim=True).clamp(min=1)
+        pooled = []
+        for h in hidden_states:
+            h = nn.functional.layer_norm(h.to(dtype), (h.shape[-1],))
+            pooled.append((h * valid[:, :, None]).sum(1) / frames)  # padding frames never count
+        x = self.proj(torch.cat(pooled, dim=-1))
+        batch = x.shape[0]
+        return x.view(batch, self.count, self.output_size), torch.full((batch,), self.count, dtype=torch.long, device=x.device)
