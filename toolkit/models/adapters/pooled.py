@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
+from toolkit.models.adapters.mlp import zero_padding
 
 
 @ADAPTERS.register("pooled")
@@ -57,13 +58,10 @@ class PooledAdapter(AudioAdapter):
 
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.proj.weight.dtype
-        lengths = lengths.to(hidden_states[0].device)
-        valid = (torch.arange(hidden_states[0].shape[1], device=lengths.device)[None, :] < lengths[:, None]).to(dtype)
-        frames = valid.sum(1, keepdim=True).clamp(min=1)
-        pooled = []
-        for h in hidden_states:
-            h = nn.functional.layer_norm(h.to(dtype), (h.shape[-1],))
-            pooled.append((h * valid[:, :, None]).sum(1) / frames)  # padding frames never count
+        frames = lengths.to(hidden_states[0].device).clamp(min=1)[:, None].to(dtype)
+        # padding frames are zeroed after the norm, so they never count in the mean
+        pooled = [zero_padding(nn.functional.layer_norm(h.to(dtype), (h.shape[-1],)), lengths).sum(1) / frames
+                  for h in hidden_states]
         x = self.proj(torch.cat(pooled, dim=-1))
         batch = x.shape[0]
         return x.view(batch, self.count, self.output_size), torch.full((batch,), self.count, dtype=torch.long, device=x.device)
