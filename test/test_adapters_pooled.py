@@ -1,4 +1,5 @@
-"""The mean-pooled adapter: a fixed vector count, padding never counts, each layer normalised, sizes checked."""
+"""The mean-pooled adapter: a fixed vector count, padding never counts, each layer normalised (per frame or by
+statistics of the training frames), sizes checked."""
 
 from __future__ import annotations
 
@@ -52,3 +53,40 @@ def test_initial_vectors_have_the_asked_norm_and_train():
 def test_bad_count_names_the_key():
     with pytest.raises(ValueError, match="num_vectors"):
         build(num_vectors=0)
+    with pytest.raises(ValueError, match="adapter.normalize"):
+        build(normalize="batch")
+
+
+def test_global_statistics_are_those_of_every_valid_training_frame():
+    adapter = build(num_vectors=2, normalize="global").train()
+    torch.manual_seed(1)
+    batches = [([torch.randn(3, 20, 32) * 5 + 2, torch.randn(3, 20, 32)], torch.tensor([20, 7, 12])),
+               ([torch.randn(2, 9, 32) - 1, torch.randn(2, 9, 32) * 3], torch.tensor([9, 4]))]
+    for states, lengths in batches:
+        adapter(states, lengths)
+    for layer in range(2):
+        frames = torch.cat([s[layer][b, :n] for s, lengths in batches for b, n in enumerate(lengths.tolist())]).double()
+        assert adapter.frames_seen.item() == frames.shape[0] == 20 + 7 + 12 + 9 + 4
+        torch.testing.assert_close(adapter.channel_mean[layer], frames.mean(0))
+        torch.testing.assert_close(adapter.channel_var[layer], frames.var(0, unbiased=False))
+    adapter.eval()
+    before = adapter.channel_mean.clone()
+    with torch.no_grad():
+        adapter([torch.randn(1, 5, 32) * 100, torch.randn(1, 5, 32)], torch.tensor([5]))
+    assert torch.equal(adapter.channel_mean, before)  # eval mode never moves the statistics
+
+
+def test_global_normalisation_gives_every_channel_unit_scale():
+    """Once the statistics are gathered, a channel 300 times larger than the rest reaches the linear map as they do."""
+    torch.manual_seed(2)
+    states = [torch.randn(4, 30, 32), torch.randn(4, 30, 32)]
+    scaled = [states[0].clone(), states[1].clone()]
+    scaled[1][..., 5] *= 300.0
+    lengths = torch.tensor([30, 17, 25, 9])
+    outputs = []
+    for inputs in (states, scaled):
+        adapter = build(num_vectors=2, normalize="global").train()
+        adapter(inputs, lengths)
+        with torch.no_grad():
+            outputs.append(adapter.eval()(inputs, lengths)[0])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)

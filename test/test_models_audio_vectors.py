@@ -51,7 +51,7 @@ TINY_ADAPTERS = {
     "window_qformer": [{"window_size": 5, "queries_per_window": 2, "num_layers": 1, "num_heads": 2,
                         "intermediate_size": 32, "dropout": 0.0},
                        {"window_size": 17, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "dropout": 0.0}],
-    "pooled": [{"num_vectors": 1}, {"num_vectors": 5}],
+    "pooled": [{"num_vectors": 1}, {"num_vectors": 5, "normalize": "global"}],
     "train_fake_adapter": [{"stride": 25, "dropout": 0.0}],
 }
 

@@ -59,6 +59,7 @@ ADAPTERS = {
     "mlp": {"name": "mlp", "stack_frames": 4},
     "window_qformer": {"name": "window_qformer", "window_size": 17, "queries_per_window": 1, "num_layers": 1, "num_heads": 4},
     "pooled": {"name": "pooled", "num_vectors": 3},
+    "pooled_global": {"name": "pooled", "num_vectors": 3, "normalize": "global"},
 }
 
 
@@ -81,6 +82,19 @@ def test_every_adapter_trains_a_step(adapter, tiny_dirs, tiny_llms):
 @pytest.mark.parametrize("llm", ["llama", "qwen2", "gpt2"])
 def test_every_llm_family_trains_a_step(llm, tiny_dirs, tiny_llms):
     train_one_step(base(ENCODERS["whisper"](tiny_dirs), ADAPTERS["mlp"], tiny_llms[llm]))
+
+
+def test_adapter_statistics_are_saved_with_the_weights(tiny_dirs, tiny_llms, tmp_path):
+    """The pooled adapter's normalisation statistics change in training and come back with from_pretrained."""
+    model = train_one_step(base(ENCODERS["whisper"](tiny_dirs), ADAPTERS["pooled_global"], tiny_llms["llama"]))
+    state = model.trainable_state_dict()
+    assert {"adapter.channel_mean", "adapter.channel_var", "adapter.frames_seen"} <= set(state)
+    assert state["adapter.frames_seen"].item() > 0
+    model.save_pretrained(tmp_path)
+    again = LALM.from_pretrained(tmp_path).trainable_state_dict()
+    assert set(again) == set(state)
+    for k, v in state.items():
+        assert torch.equal(v, again[k]), k
 
 
 def test_lora_trains_adapter_and_lora_only_and_saves_both(tiny_dirs, tiny_llms, tmp_path):

@@ -157,3 +157,31 @@ def test_stage7_runs_every_control_and_writes_the_table(tiny_model_config, tmp_p
         assert sorted(r["id"] for r in decoded) == sorted(r["id"] for r in rows)
     md = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "## Perception controls" in md and "| test | gender | 6 | 100.0 [" in md
+
+
+def test_untrained_control_keeps_the_trained_normalisation_statistics(tiny_model_config, tmp_path):
+    """The untrained control differs from the trained model in weights only, not in the data statistics it saved."""
+    import torch
+
+    from toolkit.models.lalm import LALM
+    from toolkit.score.controls import _keep_trained_buffers
+
+    cfg = {**tiny_model_config, "adapter": {"name": "pooled", "num_vectors": 2, "normalize": "global"}}
+    torch.manual_seed(0)
+    trained = LALM.from_config(cfg)
+    trained.adapter.train()(*_states(trained))
+    trained.save_pretrained(tmp_path)
+    torch.manual_seed(1)
+    fresh = LALM.from_config(cfg)
+    assert fresh.adapter.frames_seen.item() == 0
+    _keep_trained_buffers(fresh, tmp_path)
+    for name in ("channel_mean", "channel_var", "frames_seen"):
+        assert torch.equal(getattr(fresh.adapter, name), getattr(trained.adapter, name)), name
+    assert not torch.equal(fresh.adapter.proj.weight, trained.adapter.proj.weight)
+
+
+def _states(model):
+    import torch
+
+    width, taps = model.encoder.output_size, model.encoder.num_tapped
+    return [torch.randn(2, 10, width) * 3 + 1 for _ in range(taps)], torch.tensor([10, 6])

@@ -360,13 +360,19 @@ class LALM(nn.Module):
         return GenerationSettings(**base)
 
     # 6. save / load --------------------------------------------------------------------------
+    def trainable_state_names(self) -> set[str]:
+        """The state a training run changes: weights that train (adapter, LoRA) and the adapter's saved buffers
+        (the ``pooled`` adapter's normalisation statistics); the frozen encoder and LLM are referenced, not copied."""
+        buffers = {f"adapter.{n}" for n, _ in self.adapter.named_buffers()}
+        return {n for n, p in self.named_parameters() if p.requires_grad} | (buffers & set(self.state_dict()))
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the weights that train (adapter, LoRA): the frozen encoder and LLM are referenced, not copied."""
-        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        """The tensors named by :meth:`trainable_state_names`, detached on CPU."""
+        names = self.trainable_state_names()
         return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k in names}
 
     def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor], strict: bool = True) -> None:
-        expected = {n for n, p in self.named_parameters() if p.requires_grad}
+        expected = self.trainable_state_names()
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if strict and (missing or unexpected):
             raise KeyError(f"trainable weights do not match the model: missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "

@@ -4,7 +4,9 @@ Stage 7 puts every closed-set perception score (``metric: closed_set``) beside w
 
 - ``silence``: the trained model, with silence of the same length in place of each clip;
 - ``untrained``: the same architecture with a freshly initialised adapter (seed ``controls.seed``, the run's
-  ``train.seed``), i.e. what training added;
+  ``train.seed``), i.e. what training added; an adapter's saved buffers (the ``pooled`` adapter's normalisation
+  statistics: facts about the data, not learned weights) come from the trained run, so the control differs in
+  weights only;
 - ``constant``: the best single answer for the task (its most frequent label; no model);
 - ``oracle``: the backbone given the clip's seed description instead of the audio: the text the method's targets
   were written from, so the ceiling the adapter imitates, and the check that a question format is answerable at all
@@ -81,6 +83,17 @@ def _weights_digest(model_dir: Path) -> str:
     return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else "none"
 
 
+def _keep_trained_buffers(model: Any, model_dir: Path) -> None:
+    """Copy the trained run's adapter buffers (normalisation statistics) into a freshly initialised model."""
+    from safetensors.torch import load_file
+
+    weights = model_dir / "model.safetensors"
+    buffers = {f"adapter.{n}" for n, _ in model.adapter.named_buffers()}
+    if buffers and weights.is_file():
+        state = load_file(str(weights))
+        model.load_trainable_state_dict({k: v for k, v in state.items() if k in buffers}, strict=False)
+
+
 def _fresh_output(out: Path, identity: dict[str, Any]) -> None:
     """Start a control's decode over when it came from other weights or settings (it resumes otherwise)."""
     meta = out.with_name(out.stem + ".meta.json")
@@ -135,7 +148,9 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
     for condition in wanted:
         if condition == "untrained":
             torch.manual_seed(settings.seed)
-            model = LALM.from_config(load_config(model_dir / "config.yaml")).to(settings.device).eval()
+            model = LALM.from_config(load_config(model_dir / "config.yaml"))
+            _keep_trained_buffers(model, model_dir)
+            model = model.to(settings.device).eval()
         else:
             if trained is None:
                 trained = LALM.from_pretrained(model_dir, device=settings.device)
@@ -155,7 +170,7 @@ def run_controls(settings: ControlSettings, out_dir: str | Path) -> dict[str, di
             else:
                 from toolkit.models.eval_decoding import audio_conversation as conversation
             out = Path(out_dir) / "controls" / condition / f"{Path(eval_set).name}.jsonl"
-            identity = {"condition": condition, "weights_sha256": digest if condition == "silence" else None,
+            identity = {"condition": condition, "weights_sha256": digest if condition in ("silence", "untrained") else None,
                         "seed": settings.seed if condition == "untrained" else None,
                         "generation": settings.generation, "rows": len(rows)}
             _fresh_output(out, json.loads(json.dumps(identity, default=str)))

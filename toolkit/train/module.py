@@ -343,7 +343,7 @@ class LALMTrainingModule(L.LightningModule):
 
     # -------------------------------------------------------------------------- 5. checkpoints
     def trainable_names(self) -> set[str]:
-        return {n for n, p in self.named_parameters() if p.requires_grad}
+        return {f"model.{n}" for n in self.model.trainable_state_names()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         names = self.trainable_names()
