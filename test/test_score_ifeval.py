@@ -120,3 +120,10 @@ def test_unknown_id_and_bad_kwargs_fail_clearly():
         check_instruction("nope:nope", "x", {})
     with pytest.raises(ifeval.IFEvalError, match="bad kwargs"):
         check_instruction("length_constraints:number_words", "x", {"words": 3})
+
+
+def test_the_scorer_reads_punkt_where_the_asset_is_built():
+    """ifeval names the nltk-punkt asset's directory itself (score code does not import the asset builders)."""
+    from toolkit.assets import CATALOG
+
+    assert CATALOG["nltk-punkt"].path == ifeval.NLTK_DATA_DIR

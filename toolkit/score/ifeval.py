@@ -70,6 +70,7 @@ class PunktMissingError(IFEvalError):
     """NLTK or its Punkt sentence model is not installed; ``number_sentences`` cannot be checked."""
 
 
+NLTK_DATA_DIR = "nltk_data"  # the nltk-punkt asset's directory under $DESTA_CACHE (toolkit/assets CATALOG)
 PUNKT_FIX = ("Fix: `pip install nltk==3.9.1` and `python tools/prepare_assets.py --only nltk-punkt` (the pinned Punkt "
              "model from the llama-index-core wheel), or point $NLTK_DATA at a folder holding tokenizers/punkt_tab")
 
@@ -80,7 +81,7 @@ def punkt_tokenizer():
 
     Speech-IFEval's ``instructions_util.count_sentences`` loads ``tokenizers/punkt/english.pickle``;
     NLTK >= 3.9 serves that name with the pickle-free ``PunktTokenizer("english")`` (punkt_tab data),
-    which is what this returns.  The pinned ``nltk-punkt`` asset is searched first, then NLTK's own
+    which is what this returns.  The ``nltk-punkt`` asset's directory is searched first, then NLTK's own
     paths.  There is no fallback splitter: a missing model raises :class:`PunktMissingError`.
     """
     try:
@@ -89,12 +90,12 @@ def punkt_tokenizer():
     except ImportError as err:
         raise PunktMissingError(f"length_constraints:number_sentences needs NLTK's Punkt model, but nltk is not "
                                 f"installed ({err}). {PUNKT_FIX}") from err
-    from toolkit.assets import asset_dir, asset_ready
+    from toolkit.config import cache_dir
 
-    if asset_ready("nltk-punkt"):
-        path = str(asset_dir("nltk-punkt"))
-        if path not in nltk.data.path:
-            nltk.data.path.insert(0, path)
+    # the asset's directory, as model configs name theirs (${cache:}/...): a path, not the asset builders
+    path = cache_dir() / NLTK_DATA_DIR
+    if path.is_dir() and str(path) not in nltk.data.path:
+        nltk.data.path.insert(0, str(path))
     try:
         return PunktTokenizer("english")
     except LookupError as err:
