@@ -363,8 +363,9 @@ class LALM(nn.Module):
     def trainable_state_names(self) -> set[str]:
         """The state a training run changes: weights that train (adapter, LoRA) and the adapter's saved buffers
         (the ``pooled`` adapter's normalisation statistics); the frozen encoder and LLM are referenced, not copied."""
-        buffers = {f"adapter.{n}" for n, _ in self.adapter.named_buffers()}
-        return {n for n, p in self.named_parameters() if p.requires_grad} | (buffers & set(self.state_dict()))
+        saved = set(self.adapter.state_dict())  # parameters and persistent buffers
+        buffers = {f"adapter.{n}" for n, _ in self.adapter.named_buffers() if n in saved}
+        return {n for n, p in self.named_parameters() if p.requires_grad} | buffers
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors named by :meth:`trainable_state_names`, detached on CPU."""

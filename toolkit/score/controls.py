@@ -79,7 +79,9 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
 
 
 def _weights_digest(model_dir: Path) -> str:
-    weights = model_dir / "model.safetensors"
+    from toolkit.models.lalm import WEIGHTS_FILE
+
+    weights = model_dir / WEIGHTS_FILE
     return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else "none"
 
 
@@ -87,7 +89,9 @@ def _keep_trained_buffers(model: Any, model_dir: Path) -> None:
     """Copy the trained run's adapter buffers (normalisation statistics) into a freshly initialised model."""
     from safetensors.torch import load_file
 
-    weights = model_dir / "model.safetensors"
+    from toolkit.models.lalm import WEIGHTS_FILE
+
+    weights = model_dir / WEIGHTS_FILE
     buffers = {f"adapter.{n}" for n, _ in model.adapter.named_buffers()}
     if buffers and weights.is_file():
         state = load_file(str(weights))
