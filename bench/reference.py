@@ -1,22 +1,37 @@
-"""The issue-18 comparison table, our side: reference-compatible input against our defaults, per workload.
+"""The issue-18 comparison table: the reference implementation beside our modes, per workload, from one run.
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/reference.py            # demo + tiny train steps, demo generate
-    python bench/reference.py --tiny --repeats 1                        # tiny sizes only: the CI smoke run
+    git clone https://github.com/kehanlu/DeSTA2.5-Audio ~/src/desta25 && git -C ~/src/desta25 checkout 5503dfc
+    bash bench/reference_venv.sh ~/src/desta25          # its own venv, in ~/src/desta25/.venv
+    OMP_NUM_THREADS=1 python bench/reference.py --reference-dir ~/src/desta25
+    python bench/reference.py --tiny --repeats 1        # our side only, tiny sizes: the CI smoke run
 
-Rows (each one harness run: variants interleaved, median and min-max, ratio to the first column):
+Rows (each one harness run: variants interleaved, median and min-max, ratios to the first column):
 
-- ``train step, demo (Whisper tiny.en + SmolLM2-135M), batch 4`` and ``train step, tiny, batch 2``: one epoch over
-  the same 1-6 s clips (see ``bench/train_step.py``; lr 0 and dropout off, so losses compare) for
-  ``ours, reference_compatible`` (every clip padded to 30 s, as the reference and its checkpoint do),
-  ``ours, default`` (true lengths, bucketing, LM head on targets), ``ours, default + feature cache`` and
-  ``ours, token budget + packing``;
-- ``generate, demo, 16 conversations x 64 tokens``: batched greedy ``LALM.generate``, reference-compatible
-  against default input.
+- ``train step, demo (Whisper tiny.en + SmolLM2-135M), batch 4`` and ``train step, tiny, batch 2``:
+  one epoch over the same 1-6 s clips (lr 0 and dropout off, see ``bench/train_step.py``);
+- ``generate, demo, 16 conversations x 64 tokens``: batched greedy generation from the clips' files.
 
-Columns are ratios to ``ours, reference_compatible``, which the DESIGN notes place within ~1.4x of the
-reference implementation itself (kehanlu/DeSTA2.5-Audio @ 5503dfc).  The reference's own column needs
-its checkout run in its own venv beside this one (transformers 4.57.6, numpy < 2, the stubs the
-ASSETS notes list); that driver is not written yet, so this script prints our side only.
+Columns:
+
+- ``reference``: kehanlu/DeSTA2.5-Audio run by ``bench/reference_worker.py`` in the reference's own
+  venv (``--reference-python``, default ``REFERENCE_DIR/.venv/bin/python``), as a subprocess that
+  builds its model and batches with its own classes and answers one command per timed call, so it
+  is interleaved with our variants like any other.  ``bench/reference_venv.sh`` makes that venv:
+  what its code imports on transformers 4.49-4.57 (numpy < 2, ``datasets``, ``omegaconf``,
+  ``librosa``, ``soundfile``, ``lulutils``) and, for generation, ``silero-vad`` from PyPI (the
+  reference fetches it from torch.hub).  Nothing of the reference is
+  copied here; without ``--reference-dir`` the column is left out and ratios are to
+  ``ours, reference_compatible``.
+- ``ours, reference_compatible``: every clip padded to 30 s, as the reference and its checkpoint do;
+- ``ours, default``: true lengths, length bucketing, LM head at the targets only;
+- ``ours, default + feature cache``: cached encoder states instead of the encoder;
+- ``ours, token budget + packing``: ``train.batch_tokens`` batches packed into sequences.
+
+Both sides use the same Q-Former shape: the reference builds its Q-Former from ``BertConfig()``
+defaults, so ours is built with ``adapter.intermediate_size=3072`` here (the configs' own width is
+smaller); the trainable parameter counts of both sides are printed.  Losses: ours must agree with
+each other; the reference's and ``reference_compatible``'s differ from them by design (30 s input)
+and from each other by their random adapter initialisations.
 """
 
 from __future__ import annotations
@@ -24,30 +39,134 @@ from __future__ import annotations
 import toolkit  # noqa: F401  (first: passive OpenMP waiting, set before torch loads)
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import train_step as ts
 from harness import Variant, add_common_args, compare, speech_clips, write_json
+from toolkit.config import cache_dir
+
+WORKER = Path(__file__).with_name("reference_worker.py")
+QFORMER_WIDTH = ["adapter.intermediate_size=3072"]  # BertConfig()'s default, which the reference's Q-Former uses
+REFERENCE_ENCODER_ID = "openai/whisper-tiny"  # the hub id the reference maps to Whisper-tiny's four taps
+COLUMNS = [
+    "reference",
+    "ours, reference_compatible",
+    "ours, default",
+    "ours, default + feature cache",
+    "ours, token budget + packing",
+]
 
 
-def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path) -> dict:
+class ReferenceWorker:
+    """The reference's side of one workload: a ``reference_worker.py`` process in the reference's venv."""
+
+    def __init__(
+        self, python: str, reference_dir: Path, spec: dict[str, Any], root: Path, tag: str, worker: Path = WORKER
+    ):
+        self.log = root / f"reference-{tag}.log"
+        spec_path = root / f"reference-{tag}.json"
+        spec_path.write_text(json.dumps({"reference_dir": str(reference_dir), **spec}))
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(HF_HOME=str(root / "hf-home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        self._stderr = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [python, str(worker), str(spec_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+        self.info = self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # the reference prints its own progress lines too
+            if line.startswith("{"):
+                return json.loads(line)
+        code = self.proc.wait()
+        self._stderr.flush()
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+        raise SystemExit(
+            f"the reference worker stopped (exit {code}) before answering; its log is {self.log}:\n{tail}\n"
+            "Check --reference-dir (a kehanlu/DeSTA2.5-Audio checkout) and --reference-python (a venv where "
+            "its code imports: see this script's docstring)."
+        )
+
+    def call(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            except OSError:  # it already stopped
+                pass
+            self.proc.wait(timeout=60)
+        self._stderr.close()
+
+
+def reference_spec(name: str, model: Any) -> dict[str, Any]:
+    """What the worker needs to build the reference's model of the same shapes as ours."""
+    encoder_asset, llm_asset = ts.CONFIGS[name]["needs"]
+    tokenizer = model.llm.tokenizer
+    # any single existing token serves: the reference overwrites these positions with audio vectors
+    placeholder = next(
+        t for t in ("<|endoftext|>", tokenizer.pad_token, tokenizer.eos_token)
+        if t is not None and len(tokenizer.tokenize(t)) == 1
+    )
+    return {
+        "encoder_hub_id": REFERENCE_ENCODER_ID,
+        "encoder_dir": str(cache_dir() / "models" / encoder_asset),
+        "llm_dir": str(cache_dir() / "models" / llm_asset),
+        "qformer_layers": len(model.adapter.qformer.layer),
+        "prompt_size": model.adapter.num_queries,
+        "placeholder_token": placeholder,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path, reference: dict | None) -> dict:
     audio = root / f"audio-{name}"
     audio.mkdir()
     rows = ts.make_clips(audio, clips, 1.0, 6.0)
-    ours = ts.build(name, root)
-    ref = ts.build(name, root, reference=True)
+    ours = ts.build(name, root, overrides=QFORMER_WIDTH)
+    compatible = ts.build(name, root, reference=True, overrides=QFORMER_WIDTH)
     base = ts.collate(ours, rows, audio, batch_size)
     mean_row = sum(b["stats"]["tokens"] for b in base) / max(1, sum(b["stats"]["samples"] for b in base))
     budget = ts.collate(ours, rows, audio, batch_size=10_000, batch_tokens=int(16 * mean_row))
     atol = 2e-2 if ours.llm.dtype == torch.bfloat16 else 1e-4
-    variants = [
+    variants = []
+    worker = None
+    if reference is not None:
+        spec = {
+            **reference_spec(name, ours),
+            "kind": "train",
+            "rows": str(rows),
+            "audio_root": str(audio),
+            "max_seq_length": ours.max_seq_len,
+            "batch_size": batch_size,
+        }
+        worker = ReferenceWorker(reference["python"], reference["dir"], spec, root, f"train-{name}")
+        variants.append(Variant("reference", lambda: worker.call("epoch")["loss"], units=clips))
+    variants += [
         Variant(
             "ours, reference_compatible",
-            ts.epoch(ref, ts.collate(ref, rows, audio, batch_size, bucketing=False)),
+            ts.epoch(compatible, ts.collate(compatible, rows, audio, batch_size, bucketing=False)),
+            expect_equal=False,
             units=clips,
         ),
         Variant("ours, default", ts.epoch(ours, base), expect_equal=False, units=clips),
@@ -61,59 +180,88 @@ def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path) 
             units=clips,
         ),
     ]
-    result = compare(
-        f"train step, {name}, batch {batch_size}, {clips} clips of 1-6 s",
-        variants,
-        baseline="ours, reference_compatible",
-        repeats=repeats,
-        unit="samples",
-    )
-    # the three of ours must agree with each other (the reference-compatible input differs by design)
-    losses = {v.name: v.output for v in variants[1:]}
+    counts = {"ours": ours.parameter_counts()["all"]["trainable"]}
+    if worker is not None:
+        counts["reference"] = worker.info["parameters"]["trainable"]
+    print(f"\n[{name}] trainable parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    try:
+        result = compare(
+            f"train step, {name}, batch {batch_size}, {clips} clips of 1-6 s",
+            variants,
+            baseline=variants[0].name,
+            repeats=repeats,
+            unit="samples",
+        )
+    finally:
+        if worker is not None:
+            worker.close()
+    # ours on true lengths must agree with each other (30 s input differs by design)
+    losses = {v.name: v.output for v in variants if v.name.startswith("ours") and "compatible" not in v.name}
     spread = max(losses.values()) - min(losses.values())
     if spread > max(atol, 2e-2):
         raise SystemExit(f"our variants' losses differ by {spread:g}: {losses}")
-    return result.to_dict()
+    return {**result.to_dict(), "trainable": counts}
 
 
-def generate_row(name: str, n: int, max_new: int, repeats: int, root: Path) -> dict:
-    from toolkit.audio import load_audio
+def generate_row(name: str, n: int, max_new: int, repeats: int, root: Path, reference: dict | None) -> dict:
+    import soundfile as sf
 
-    ours = ts.build(name, root).eval()
-    ref = ts.build(name, root, reference=True).eval()
-    waves = sorted((load_audio(p) for p in speech_clips(n)), key=len)
+    ours = ts.build(name, root, overrides=QFORMER_WIDTH).eval()
+    compatible = ts.build(name, root, reference=True, overrides=QFORMER_WIDTH).eval()
+    paths = sorted(speech_clips(n), key=lambda p: sf.info(p).frames)
     convs = [
         [
             {
                 "role": "user",
                 "content": "<|AUDIO|>\nDescribe the audio.",
-                "audios": [{"audio": w, "text": "a short transcript"}],
+                "audios": [{"audio": str(p), "text": "a short transcript"}],
             }
         ]
-        for w in waves
+        for p in paths
     ]
     gen = {"max_new_tokens": max_new, "do_sample": False}
-
-    def run(model):
-        return lambda: model.generate(convs, generation=gen)
-
-    variants = [
-        Variant("ours, reference_compatible", run(ref), units=n),
-        Variant("ours, default", run(ours), expect_equal=False, units=n),
+    variants = []
+    worker = None
+    if reference is not None:
+        spec = {**reference_spec(name, ours), "kind": "generate", "conversations": convs, "max_new_tokens": max_new}
+        worker = ReferenceWorker(reference["python"], reference["dir"], spec, root, f"generate-{name}")
+        variants.append(Variant("reference", lambda: worker.call("generate")["texts"], units=n))
+    variants += [
+        Variant("ours, reference_compatible", lambda: compatible.generate(convs, generation=gen), expect_equal=False,
+                units=n),
+        Variant("ours, default", lambda: ours.generate(convs, generation=gen), expect_equal=False, units=n),
     ]
-    return compare(
-        f"generate, {name}, {n} conversations x {max_new} tokens",
-        variants,
-        baseline="ours, reference_compatible",
-        repeats=repeats,
-        unit="conversations",
-    ).to_dict()
+    try:
+        return compare(
+            f"generate, {name}, {n} conversations x {max_new} tokens",
+            variants,
+            baseline=variants[0].name,
+            repeats=repeats,
+            unit="conversations",
+        ).to_dict()
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
+    parser.add_argument("--reference-dir", type=Path, default=None,
+                        help="a checkout of kehanlu/DeSTA2.5-Audio (adds the reference column)")
+    parser.add_argument("--reference-python", default=None,
+                        help="the python of the reference's venv (default: REFERENCE_DIR/.venv/bin/python)")
     args = parser.parse_args(argv)
+    reference = None
+    if args.reference_dir is not None:
+        if not (args.reference_dir / "desta" / "models" / "modeling_desta25.py").is_file():
+            sys.exit(f"--reference-dir {args.reference_dir}: no desta/models/modeling_desta25.py there; "
+                     "pass a checkout of kehanlu/DeSTA2.5-Audio")
+        python = args.reference_python or str(args.reference_dir / ".venv" / "bin" / "python")
+        if not Path(python).is_file():
+            sys.exit(f"--reference-python {python}: not found; pass the python of a venv where the reference "
+                     "imports (see this script's docstring)")
+        reference = {"dir": args.reference_dir.resolve(), "python": python}
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,30 +272,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"demo config needs {ts.missing_assets('demo')}: run python tools/prepare_assets.py "
                     "(or pass --tiny)"
                 )
-            rows.append(train_row("demo", 4, 16, args.repeats, root))
-        rows.append(train_row("tiny", 2, 4 if args.tiny else 16, args.repeats, root))
+            rows.append(train_row("demo", 4, 16, args.repeats, root, reference))
+        rows.append(train_row("tiny", 2, 4 if args.tiny else 16, args.repeats, root, reference))
         if args.tiny:
-            rows.append(generate_row("tiny", 2, 4, args.repeats, root))
+            rows.append(generate_row("tiny", 2, 4, args.repeats, root, reference))
         else:
-            rows.append(generate_row("demo", 16, 64, args.repeats, root))
-    print(
-        "\n| workload | ours, reference_compatible | ours, default | ours, default + feature cache "
-        "| ours, token budget + packing |"
-    )
-    print("|---|---|---|---|---|")
+            rows.append(generate_row("demo", 16, 64, args.repeats, root, reference))
+    columns = COLUMNS if reference is not None else COLUMNS[1:]
+    print("\n| workload | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
     for r in rows:
         cells = {x["variant"]: f"{x['ratio']:.2f}x ({x['min_s']:.2f}-{x['max_s']:.2f} s)" for x in r["rows"]}
-        names = [
-            "ours, reference_compatible",
-            "ours, default",
-            "ours, default + feature cache",
-            "ours, token budget + packing",
-        ]
-        print(f"| {r['title']} | " + " | ".join(cells.get(k, "-") for k in names) + " |")
-    print(
-        "(ratio: reference-compatible median / variant median; in brackets the variant's min-max epoch or pass time; "
-        "the reference implementation's own column is not measured by this script yet)"
-    )
+        print(f"| {r['title']} | " + " | ".join(cells.get(k, "-") for k in columns) + " |")
+    print(f"(ratio: {columns[0]} median / variant median, >1 is faster; in brackets the variant's min-max epoch "
+          "or pass time)")
     write_json(args.json, {"rows": rows})
     return 0
 

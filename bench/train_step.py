@@ -3,6 +3,7 @@
     python bench/train_step.py                       # demo config (Whisper tiny.en + SmolLM2-135M), 32 clips of 1-6 s
     python bench/train_step.py --tiny                # random-init tiny models, 4 clips: the CI smoke run
     OMP_NUM_THREADS=1 nice -n 10 python bench/train_step.py --clips 48 --repeats 5 --json /tmp/train_step.json
+    python bench/train_step.py --breakdown           # also the baseline's step phase by phase (encoder, adapter, LLM)
 
 Configs (components from ``toolkit/conf``):
 
@@ -98,7 +99,7 @@ def missing_assets(name: str) -> list[str]:
     return [d for d in CONFIGS[name]["needs"] if not (cache_dir() / "models" / d).is_dir()]
 
 
-def build(name: str, root: Path, reference: bool = False) -> LALM:
+def build(name: str, root: Path, reference: bool = False, overrides: list[str] | None = None) -> LALM:
     spec = CONFIGS[name]
     cfg = root / f"{name}.yaml"
     cfg.write_text(
@@ -107,7 +108,8 @@ def build(name: str, root: Path, reference: bool = False) -> LALM:
         + "  - transcriber: given\nlalm:\n  max_seq_len: 512\n"
     )
     torch.manual_seed(0)  # same adapter initialisation for every build
-    return LALM.from_config(load_config(cfg, [f"encoder.reference_compatible={str(reference).lower()}"]))
+    overrides = [f"encoder.reference_compatible={str(reference).lower()}", *(overrides or [])]
+    return LALM.from_config(load_config(cfg, overrides))
 
 
 def collate(
@@ -184,6 +186,48 @@ def epoch(model: LALM, batches: list[dict], pack_length: int | None = None, full
     return run
 
 
+def breakdown(model: LALM, batches: list[dict]) -> dict[str, float]:
+    """Seconds of one epoch (after a warm-up epoch) per phase of the step: where training time goes."""
+    import time
+
+    import torch.nn.functional as F
+
+    from toolkit.models.chat import IGNORE_INDEX
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=0.0, weight_decay=0.01)
+    phases = ["encoder", "adapter forward", "LLM forward + loss", "LLM backward", "adapter backward", "optimizer"]
+    seconds = dict.fromkeys(phases, 0.0)
+    model.eval()
+    for timed in (False, True):
+        for b in batches:
+            marks = [time.perf_counter()]
+            with torch.no_grad():
+                enc = model.encoder(**b["features"])
+            marks.append(time.perf_counter())
+            vectors, lengths = model.encode_audio(encoder_output=enc)
+            marks.append(time.perf_counter())
+            leaf = vectors.detach().requires_grad_()  # splits the backward at the audio vectors
+            batch = model.assemble(b["conversations"], leaf, lengths)
+            targets = batch.pop("labels")[:, 1:]
+            mask = targets != IGNORE_INDEX
+            hidden = model.llm.decoder_hidden_states(**batch)[:, :-1]
+            logits = model.llm.lm_head(hidden[mask]).float()
+            loss = F.cross_entropy(logits, targets[mask], reduction="sum") / mask.sum()
+            marks.append(time.perf_counter())
+            (grad,) = torch.autograd.grad(loss, leaf)
+            marks.append(time.perf_counter())
+            vectors.backward(grad)
+            marks.append(time.perf_counter())
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            marks.append(time.perf_counter())
+            if timed:
+                for name, a, z in zip(phases, marks, marks[1:]):
+                    seconds[name] += z - a
+    return seconds
+
+
 def padding_share(batches: list[dict], model: LALM, pack_length: int | None) -> float:
     """Share of LLM positions that are padding in these batches (packed or padded layout)."""
     from toolkit.models.packing import pack_rows
@@ -218,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         "--atol", type=float, default=None, help="allowed loss difference (default 1e-4 fp32, 2e-2 bf16)"
     )
     parser.add_argument("--skip", nargs="*", default=[], help="variants to leave out")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the baseline's step phase by phase (encoder, adapter, LLM forward/backward)")
     args = parser.parse_args(argv)
     name = "tiny" if args.tiny else "demo"
     clips = args.clips or (4 if args.tiny else 32)
@@ -271,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{padding_share(budget_batches, model, None):.1%}, token budget + packing "
             f"{padding_share(budget_batches, model, pack_length):.1%}"
         )
+        phases = None
+        if args.breakdown:
+            phases = breakdown(model, base)
+            total = sum(phases.values())
+            print(f"  the baseline's epoch by phase ({total:.2f} s): "
+                  + ", ".join(f"{k} {v:.2f} s ({v / total:.0%})" for k, v in phases.items()))
         result = compare(
             f"[{name}] training epoch (forward + backward + AdamW)",
             variants,
@@ -280,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     write_json(
         args.json,
-        {"config": name, "clips": clips, "batch_tokens": budget, "pack_length": pack_length, **result.to_dict()},
+        {"config": name, "clips": clips, "batch_tokens": budget, "pack_length": pack_length, "phases_s": phases,
+         **result.to_dict()},
     )
     return 0
 

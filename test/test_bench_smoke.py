@@ -61,18 +61,18 @@ def test_harness_catches_a_variant_computing_something_else():
 
 
 BENCHES = {
-    "train_step": ["--repeats", "1"],
+    "train_step": ["--repeats", "1", "--breakdown"],
     "decode": ["--repeats", "1"],
     "selfgen": ["--repeats", "1"],
     "serve": ["--repeats", "1"],
     "reference": ["--repeats", "1"],
-    "gpu": ["--steps", "1"],
-}
+    "matmul": ["--repeats", "1"],
+}  # bench/gpu.py runs through bench/gpu.sh below
 
 
 @pytest.mark.parametrize("name", sorted(BENCHES))
 def test_benchmark_runs_at_tiny_size(name, tmp_path):
-    # In this process (imports and tiny models are shared across the six), each through its own main().
+    # In this process (imports and tiny models are shared across them), each through its own main().
     import importlib
 
     import torch
@@ -86,3 +86,46 @@ def test_benchmark_runs_at_tiny_size(name, tmp_path):
     assert code == 0
     report = json.loads(out.read_text())
     assert report, f"{name} wrote an empty report"
+
+
+STAND_IN_WORKER = """
+import json, sys
+print("Loading LLM model from somewhere")  # the reference's own progress lines share stdout
+print(json.dumps({"ready": True, "parameters": {"trainable": 7}}), flush=True)
+for line in sys.stdin:
+    if line.strip() == "quit":
+        break
+    if line.strip() == "boom":
+        print("Traceback: the reference failed", file=sys.stderr)
+        sys.exit(1)
+    print("step done")
+    print(json.dumps({"loss": 1.5}), flush=True)
+"""
+
+
+def test_reference_worker_protocol_and_a_failing_worker(tmp_path):
+    # The reference's column runs in another venv (none in CI); its pipe protocol and failure report run here.
+    from reference import ReferenceWorker
+
+    worker = tmp_path / "stand_in.py"
+    worker.write_text(STAND_IN_WORKER)
+    ref = ReferenceWorker(sys.executable, tmp_path, {"kind": "train"}, tmp_path, "t", worker=worker)
+    assert ref.info["parameters"]["trainable"] == 7
+    assert ref.call("epoch") == {"loss": 1.5} and ref.call("epoch") == {"loss": 1.5}
+    assert json.loads((tmp_path / "reference-t.json").read_text())["reference_dir"] == str(tmp_path)
+    with pytest.raises(SystemExit, match=r"(?s)exit 1.*reference-t\.log.*the reference failed.*--reference-python"):
+        ref.call("boom")
+    ref.close()
+
+
+def test_gpu_script_runs_on_cpu_at_tiny_size(tmp_path):
+    # The script a lent GPU runs, end to end through its shell wrapper, at the tiny size on this CPU.
+    import os
+    import subprocess
+
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "GPU_RESULT": str(out), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--tiny", "--steps", "1"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text())
