@@ -9,7 +9,10 @@ Rows (each one harness run: variants interleaved, median and min-max, ratios to 
 
 - ``train step, demo (Whisper tiny.en + SmolLM2-135M), batch 4`` and ``train step, tiny, batch 2``:
   one epoch over the same 1-6 s clips (lr 0 and dropout off, see ``bench/train_step.py``);
-- ``generate, demo, 16 conversations x 64 tokens``: batched greedy generation from the clips' files.
+- ``generate, demo, 16 conversations x 64 tokens``: batched greedy generation from the clips' files;
+- ``peak memory``: the process peak (RSS) of a training epoch, each variant in a fresh process of its
+  own (a CPU process's peak only grows, so variants sharing one cannot be told apart; ``--no-memory``
+  leaves the row out).
 
 Columns:
 
@@ -139,47 +142,108 @@ def reference_spec(name: str, model: Any) -> dict[str, Any]:
     }
 
 
+def our_train_variants(
+    name: str, batch_size: int, rows: Path, audio: Path, root: Path, only: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Our model (true lengths) and the epoch callables of our four variants (or of ``only`` that one)."""
+    wanted = [c for c in COLUMNS[1:] if only in (None, c)]
+    if not wanted:
+        raise SystemExit(f"no variant '{only}'; ours are {COLUMNS[1:]}")
+    fns: dict[str, Any] = {}
+    if "ours, reference_compatible" in wanted:
+        compatible = ts.build(name, root, reference=True, overrides=QFORMER_WIDTH)
+        fns["ours, reference_compatible"] = ts.epoch(
+            compatible, ts.collate(compatible, rows, audio, batch_size, bucketing=False)
+        )
+        if wanted == ["ours, reference_compatible"]:  # alone (a peak-memory child): no second model
+            return compatible, fns
+    ours = ts.build(name, root, overrides=QFORMER_WIDTH)
+    base = ts.collate(ours, rows, audio, batch_size)
+    if "ours, default" in wanted:
+        fns["ours, default"] = ts.epoch(ours, base)
+    if "ours, default + feature cache" in wanted:
+        fns["ours, default + feature cache"] = ts.epoch(ours, ts.cached(ours, base))
+    if "ours, token budget + packing" in wanted:
+        mean_row = sum(b["stats"]["tokens"] for b in base) / max(1, sum(b["stats"]["samples"] for b in base))
+        budget = ts.collate(ours, rows, audio, batch_size=10_000, batch_tokens=int(16 * mean_row))
+        fns["ours, token budget + packing"] = ts.epoch(ours, budget, pack_length=ours.max_seq_len)
+    return ours, fns
+
+
+def train_spec(name: str, model: Any, rows: Path, audio: Path, batch_size: int) -> dict[str, Any]:
+    return {
+        **reference_spec(name, model),
+        "kind": "train",
+        "rows": str(rows),
+        "audio_root": str(audio),
+        "max_seq_length": model.max_seq_len,
+        "batch_size": batch_size,
+    }
+
+
+def peak_memory_row(name: str, batch_size: int, clips: int, root: Path, reference: dict | None) -> dict:
+    """Process peak memory (RSS) of one training epoch per variant, each in a fresh process of its own.
+
+    On CPU a process's peak only grows, so variants sharing a process cannot be told apart: each of
+    ours runs in a child of this script (``--peak-of``) and the reference in a fresh worker.
+    """
+    audio = root / f"audio-peak-{name}"
+    audio.mkdir()
+    rows = ts.make_clips(audio, clips, 1.0, 6.0)
+    peaks: dict[str, float] = {}
+    if reference is not None:
+        probe = ts.build(name, root, overrides=QFORMER_WIDTH)
+        spec = train_spec(name, probe, rows, audio, batch_size)
+        del probe
+        worker = ReferenceWorker(reference["python"], reference["dir"], spec, root, f"peak-{name}")
+        try:
+            worker.call("epoch")
+            peaks["reference"] = worker.call("epoch")["peak_mib"]
+        finally:
+            worker.close()
+    for column in COLUMNS[1:]:
+        cmd = [sys.executable, str(Path(__file__)), "--peak-of", column, "--peak-config", name,
+               "--peak-batch", str(batch_size), "--peak-clips", str(clips)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        answer = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not answer:
+            raise SystemExit(f"peak-memory child for '{column}' failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        peaks[column] = json.loads(answer[-1])["peak_mib"]
+    title = f"peak memory (process RSS), train epoch, {name}, batch {batch_size}"
+    print(f"\n{title}: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peaks.items()))
+    return {"title": title, "peak_mib": peaks}
+
+
+def peak_of(column: str, name: str, batch_size: int, clips: int) -> int:
+    """The ``--peak-of`` child: one variant alone, a warm-up and a timed epoch, then its process peak."""
+    import resource
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        audio = root / "audio"
+        audio.mkdir()
+        rows = ts.make_clips(audio, clips, 1.0, 6.0)
+        _, fns = our_train_variants(name, batch_size, rows, audio, root, only=column)
+        fns[column]()
+        fns[column]()
+    print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    return 0
+
+
 def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path, reference: dict | None) -> dict:
     audio = root / f"audio-{name}"
     audio.mkdir()
     rows = ts.make_clips(audio, clips, 1.0, 6.0)
-    ours = ts.build(name, root, overrides=QFORMER_WIDTH)
-    compatible = ts.build(name, root, reference=True, overrides=QFORMER_WIDTH)
-    base = ts.collate(ours, rows, audio, batch_size)
-    mean_row = sum(b["stats"]["tokens"] for b in base) / max(1, sum(b["stats"]["samples"] for b in base))
-    budget = ts.collate(ours, rows, audio, batch_size=10_000, batch_tokens=int(16 * mean_row))
+    ours, fns = our_train_variants(name, batch_size, rows, audio, root)
     atol = 2e-2 if ours.llm.dtype == torch.bfloat16 else 1e-4
     variants = []
     worker = None
     if reference is not None:
-        spec = {
-            **reference_spec(name, ours),
-            "kind": "train",
-            "rows": str(rows),
-            "audio_root": str(audio),
-            "max_seq_length": ours.max_seq_len,
-            "batch_size": batch_size,
-        }
-        worker = ReferenceWorker(reference["python"], reference["dir"], spec, root, f"train-{name}")
+        worker = ReferenceWorker(reference["python"], reference["dir"], train_spec(name, ours, rows, audio, batch_size),
+                                 root, f"train-{name}")
         variants.append(Variant("reference", lambda: worker.call("epoch")["loss"], units=clips))
-    variants += [
-        Variant(
-            "ours, reference_compatible",
-            ts.epoch(compatible, ts.collate(compatible, rows, audio, batch_size, bucketing=False)),
-            expect_equal=False,
-            units=clips,
-        ),
-        Variant("ours, default", ts.epoch(ours, base), expect_equal=False, units=clips),
-        Variant(
-            "ours, default + feature cache", ts.epoch(ours, ts.cached(ours, base)), expect_equal=False, units=clips
-        ),
-        Variant(
-            "ours, token budget + packing",
-            ts.epoch(ours, budget, pack_length=ours.max_seq_len),
-            expect_equal=False,
-            units=clips,
-        ),
-    ]
+    variants += [Variant(k, fn, expect_equal=False, units=clips) for k, fn in fns.items()]
     counts = {"ours": ours.parameter_counts()["all"]["trainable"]}
     if worker is not None:
         counts["reference"] = worker.info["parameters"]["trainable"]
@@ -251,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="a checkout of kehanlu/DeSTA2.5-Audio (adds the reference column)")
     parser.add_argument("--reference-python", default=None,
                         help="the python of the reference's venv (default: REFERENCE_DIR/.venv/bin/python)")
+    parser.add_argument("--no-memory", action="store_true", help="leave out the peak-memory row")
+    for hidden in ("--peak-of", "--peak-config"):  # the peak-memory child's own flags
+        parser.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+    for hidden in ("--peak-batch", "--peak-clips"):
+        parser.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peak_of is not None:
+        return peak_of(args.peak_of, args.peak_config, args.peak_batch, args.peak_clips)
     reference = None
     if args.reference_dir is not None:
         if not (args.reference_dir / "desta" / "models" / "modeling_desta25.py").is_file():
@@ -278,15 +349,22 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(generate_row("tiny", 2, 4, args.repeats, root, reference))
         else:
             rows.append(generate_row("demo", 16, 64, args.repeats, root, reference))
+        memory = None
+        if not args.no_memory:
+            memory = peak_memory_row("tiny" if args.tiny else "demo", 2 if args.tiny else 4, 4 if args.tiny else 16,
+                                     root, reference)
     columns = COLUMNS if reference is not None else COLUMNS[1:]
     print("\n| workload | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for r in rows:
         cells = {x["variant"]: f"{x['ratio']:.2f}x ({x['min_s']:.2f}-{x['max_s']:.2f} s)" for x in r["rows"]}
         print(f"| {r['title']} | " + " | ".join(cells.get(k, "-") for k in columns) + " |")
+    if memory is not None:
+        print(f"| {memory['title']} | " + " | ".join(
+            f"{memory['peak_mib'][k]:.0f} MiB" if k in memory["peak_mib"] else "-" for k in columns) + " |")
     print(f"(ratio: {columns[0]} median / variant median, >1 is faster; in brackets the variant's min-max epoch "
-          "or pass time)")
-    write_json(args.json, {"rows": rows})
+          "or pass time; memory: each variant's own process)")
+    write_json(args.json, {"rows": rows, "memory": memory})
     return 0
 
 

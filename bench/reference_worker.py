@@ -16,7 +16,7 @@ environment is arranged around them:
   so the arithmetic per step is the training step's and the weights stay put.
 
 Protocol (one JSON object per line): the worker prints ``{"ready": ...}`` once built, then
-answers every ``epoch`` line on stdin with ``{"loss": ..., "targets": ..., "seconds": ...}`` (a
+answers every ``epoch`` line on stdin with ``{"loss", "targets", "seconds", "peak_mib"}`` (a
 ``train`` spec) or every ``generate`` line with ``{"texts": [...], "seconds": ...}`` (a ``generate``
 spec: the reference's own ``generate()``, greedy), and stops at ``quit`` or end of input.  Errors go to stderr and end the process with status 1.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -119,7 +120,9 @@ def epoch(model, batches, optimizer) -> dict:
         n = int((batch["labels"][:, 1:] != -100).sum())
         total += float(out.loss.detach()) * n
         targets += n
-    return {"loss": total / max(1, targets), "targets": targets, "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"loss": total / max(1, targets), "targets": targets, "seconds": seconds, "peak_mib": peak_mib}
 
 
 def generate(model, conversations, max_new_tokens: int) -> dict:
