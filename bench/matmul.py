@@ -7,8 +7,9 @@ Why: token-budget batching and packing make fewer, larger LLM calls.  That pays 
 leaves the hardware idle (a GPU at a few hundred rows); where throughput is already flat from
 one batch's rows (bf16 on one CPU core), only the padding they remove can speed a step up.  Each
 variant multiplies ``rows`` x ``hidden`` by the MLP's up (``hidden -> intermediate``) and down
-(``intermediate -> hidden``) weights; the rate column is GFLOP/s and the ratio compares it with
-the smallest row count (outputs differ by shape, so they are not compared).
+(``intermediate -> hidden``) weights, as many times as make about the same work for every
+variant; the rate column is GFLOP/s and the ratio compares each variant's time with the first
+``--rows`` value's (outputs differ by shape, so they are not compared).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ import torch
 
 import train_step as ts
 from harness import Variant, add_common_args, compare, speech_clips, write_json
+from reference_worker import epoch_peak_reset, peak_mib
 from toolkit.config import cache_dir
 
 WORKER = Path(__file__).with_name("reference_worker.py")
@@ -74,7 +75,10 @@ class ReferenceWorker:
     def __init__(
         self, python: str, reference_dir: Path, spec: dict[str, Any], root: Path, tag: str, worker: Path = WORKER
     ):
-        self.log = root / f"reference-{tag}.log"
+        # the log outlives the run's scratch directory, so a failure's message can point at it
+        logs = Path(tempfile.gettempdir()) / "desta-reference-logs"
+        logs.mkdir(exist_ok=True)
+        self.log = logs / f"reference-{tag}.log"
         spec_path = root / f"reference-{tag}.json"
         spec_path.write_text(json.dumps({"reference_dir": str(reference_dir), **spec}))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -101,7 +105,7 @@ class ReferenceWorker:
         raise SystemExit(
             f"the reference worker stopped (exit {code}) before answering; its log is {self.log}:\n{tail}\n"
             "Check --reference-dir (a kehanlu/DeSTA2.5-Audio checkout) and --reference-python (a venv where "
-            "its code imports: see this script's docstring)."
+            "its code imports; bash bench/reference_venv.sh REFERENCE_DIR makes one)."
         )
 
     def call(self, command: str) -> dict[str, Any]:
@@ -118,7 +122,13 @@ class ReferenceWorker:
                 self.proc.stdin.close()
             except OSError:  # it already stopped
                 pass
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # still inside a command (an interrupted run): stop it
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._stderr.close()
 
 
@@ -127,10 +137,11 @@ def reference_spec(name: str, model: Any) -> dict[str, Any]:
     encoder_asset, llm_asset = ts.CONFIGS[name]["needs"]
     tokenizer = model.llm.tokenizer
     # any single existing token serves: the reference overwrites these positions with audio vectors
-    placeholder = next(
-        t for t in ("<|endoftext|>", tokenizer.pad_token, tokenizer.eos_token)
-        if t is not None and len(tokenizer.tokenize(t)) == 1
-    )
+    candidates = ("<|endoftext|>", tokenizer.pad_token, tokenizer.eos_token)
+    placeholder = next((t for t in candidates if t is not None and len(tokenizer.tokenize(t)) == 1), None)
+    if placeholder is None:
+        raise SystemExit(f"[{name}] none of {candidates} is a single token of the LLM's tokenizer; the reference "
+                         "needs one as its audio placeholder")
     return {
         "encoder_hub_id": REFERENCE_ENCODER_ID,
         "encoder_dir": str(cache_dir() / "models" / encoder_asset),
@@ -182,10 +193,11 @@ def train_spec(name: str, model: Any, rows: Path, audio: Path, batch_size: int) 
 
 
 def peak_memory_row(name: str, batch_size: int, clips: int, root: Path, reference: dict | None) -> dict:
-    """Process peak memory (RSS) of one training epoch per variant, each in a fresh process of its own.
+    """Resident-memory peak during a training epoch (after a warm-up one) per variant, each in its own process.
 
-    On CPU a process's peak only grows, so variants sharing a process cannot be told apart: each of
-    ours runs in a child of this script (``--peak-of``) and the reference in a fresh worker.
+    Variants sharing a process cannot be told apart (their weights and caches stay resident), so each
+    of ours runs in a child of this script (``--peak-of``) and the reference in a fresh worker; the
+    figure includes the resident model, not the transient peaks of loading it.
     """
     audio = root / f"audio-peak-{name}"
     audio.mkdir()
@@ -209,15 +221,13 @@ def peak_memory_row(name: str, batch_size: int, clips: int, root: Path, referenc
         if proc.returncode != 0 or not answer:
             raise SystemExit(f"peak-memory child for '{column}' failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         peaks[column] = json.loads(answer[-1])["peak_mib"]
-    title = f"peak memory (process RSS), train epoch, {name}, batch {batch_size}"
+    title = f"peak memory (resident, during a train epoch), {name}, batch {batch_size}"
     print(f"\n{title}: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peaks.items()))
     return {"title": title, "peak_mib": peaks}
 
 
 def peak_of(column: str, name: str, batch_size: int, clips: int) -> int:
-    """The ``--peak-of`` child: one variant alone, a warm-up and a timed epoch, then its process peak."""
-    import resource
-
+    """The ``--peak-of`` child: one variant alone, a warm-up epoch, then the resident peak of a second one."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -225,13 +235,16 @@ def peak_of(column: str, name: str, batch_size: int, clips: int) -> int:
         audio.mkdir()
         rows = ts.make_clips(audio, clips, 1.0, 6.0)
         _, fns = our_train_variants(name, batch_size, rows, audio, root, only=column)
+        fns[column]()  # warm-up
+        epoch_peak_reset()
         fns[column]()
-        fns[column]()
-    print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        print(json.dumps({"peak_mib": peak_mib()}))
     return 0
 
 
 def train_row(name: str, batch_size: int, clips: int, repeats: int, root: Path, reference: dict | None) -> dict:
+    if clips % batch_size:  # the reference's loader drops a partial last batch: both sides must see every clip
+        raise SystemExit(f"[{name}] {clips} clips do not fill batches of {batch_size}")
     audio = root / f"audio-{name}"
     audio.mkdir()
     rows = ts.make_clips(audio, clips, 1.0, 6.0)
@@ -289,15 +302,18 @@ def generate_row(name: str, n: int, max_new: int, repeats: int, root: Path, refe
     if reference is not None:
         spec = {**reference_spec(name, ours), "kind": "generate", "conversations": convs, "max_new_tokens": max_new}
         worker = ReferenceWorker(reference["python"], reference["dir"], spec, root, f"generate-{name}")
-        variants.append(Variant("reference", lambda: worker.call("generate")["texts"], units=n))
+        variants.append(Variant("reference", lambda: worker.call("generate")["tokens"], units=n))
+
+    def tokens(model: Any):  # each answer's new tokens: both sides stop at end of sequence, so counts may differ
+        return lambda: [d["num_tokens"] for d in model.generate(convs, generation=gen, return_details=True)]
+
     variants += [
-        Variant("ours, reference_compatible", lambda: compatible.generate(convs, generation=gen), expect_equal=False,
-                units=n),
-        Variant("ours, default", lambda: ours.generate(convs, generation=gen), expect_equal=False, units=n),
+        Variant("ours, reference_compatible", tokens(compatible), expect_equal=False, units=n),
+        Variant("ours, default", tokens(ours), expect_equal=False, units=n),
     ]
     try:
-        return compare(
-            f"generate, {name}, {n} conversations x {max_new} tokens",
+        result = compare(
+            f"generate, {name}, {n} conversations x {max_new} tokens at most",
             variants,
             baseline=variants[0].name,
             repeats=repeats,
@@ -306,6 +322,12 @@ def generate_row(name: str, n: int, max_new: int, repeats: int, root: Path, refe
     finally:
         if worker is not None:
             worker.close()
+    for row, v in zip(result["rows"], variants):
+        row["new_tokens"] = sum(v.output)
+        row["tokens_per_s"] = row["new_tokens"] / row["median_s"]
+    print("  new tokens (tokens/s): " + ", ".join(
+        f"{r['variant']} {r['new_tokens']} ({r['tokens_per_s']:.1f})" for r in result["rows"]))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| workload | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for r in rows:
-        cells = {x["variant"]: f"{x['ratio']:.2f}x ({x['min_s']:.2f}-{x['max_s']:.2f} s)" for x in r["rows"]}
+        cells = {
+            x["variant"]: f"{x['ratio']:.2f}x ({x['min_s']:.2f}-{x['max_s']:.2f} s"
+            + (f", {x['new_tokens']} new tokens)" if "new_tokens" in x else ")")
+            for x in r["rows"]
+        }
         print(f"| {r['title']} | " + " | ".join(cells.get(k, "-") for k in columns) + " |")
     if memory is not None:
         print(f"| {memory['title']} | " + " | ".join(

@@ -16,8 +16,9 @@ environment is arranged around them:
   so the arithmetic per step is the training step's and the weights stay put.
 
 Protocol (one JSON object per line): the worker prints ``{"ready": ...}`` once built, then
-answers every ``epoch`` line on stdin with ``{"loss", "targets", "seconds", "peak_mib"}`` (a
-``train`` spec) or every ``generate`` line with ``{"texts": [...], "seconds": ...}`` (a ``generate``
+answers every ``epoch`` line on stdin with ``{"loss", "targets", "samples", "seconds", "peak_mib"}``
+(a ``train`` spec; ``peak_mib``: resident-memory peak during that epoch) or every ``generate`` line
+with ``{"texts", "tokens", "seconds"}`` (a ``generate``
 spec: the reference's own ``generate()``, greedy), and stops at ``quit`` or end of input.  Errors go to stderr and end the process with status 1.
 """
 
@@ -26,13 +27,33 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-def build(spec: dict):
+def epoch_peak_reset() -> None:
+    """Start a new high-water mark of this process's resident memory (Linux; elsewhere a no-op)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_mib() -> float:
+    """Resident-memory high-water mark since the last reset (Linux), else the process's lifetime peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def build(spec: dict, scratch: Path):
     sys.path.insert(0, spec["reference_dir"])
     import torch
     from omegaconf import OmegaConf
@@ -42,7 +63,6 @@ def build(spec: dict):
     from desta.trainer.data.simple_dataset import BaseAudioTextDataset
 
     torch.set_num_threads(int(spec.get("threads", 1)))
-    scratch = Path(tempfile.mkdtemp(prefix="desta-reference-"))
     hub_id = spec["encoder_hub_id"]
     (scratch / hub_id).parent.mkdir(parents=True, exist_ok=True)
     (scratch / hub_id).symlink_to(Path(spec["encoder_dir"]).resolve())
@@ -81,7 +101,7 @@ def build(spec: dict):
         model.tokenizer, model.processor = tokenizer, processor
         model.vad_model, model.get_speech_timestamps = load_silero_vad(), get_speech_timestamps
         model.eval()
-        return model, spec["conversations"], scratch
+        return model, spec["conversations"]
 
     cfg = OmegaConf.create(
         {
@@ -105,12 +125,13 @@ def build(spec: dict):
         dataset.collate_fn([dataset[i] for i in range(start, start + size)])
         for start in range(0, len(dataset) - size + 1, size)  # drop_last, as its train loader does
     ]
-    return model, batches, scratch
+    return model, batches
 
 
 def epoch(model, batches, optimizer) -> dict:
     model.eval()  # dropout off, autograd on (see the module docstring)
     total, targets = 0.0, 0
+    epoch_peak_reset()
     start = time.perf_counter()
     for batch in batches:
         out = model(**{k: v for k, v in batch.items() if k != "metadata"})
@@ -121,8 +142,9 @@ def epoch(model, batches, optimizer) -> dict:
         total += float(out.loss.detach()) * n
         targets += n
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"loss": total / max(1, targets), "targets": targets, "seconds": seconds, "peak_mib": peak_mib}
+    samples = sum(len(b["metadata"]) for b in batches)
+    return {"loss": total / max(1, targets), "targets": targets, "samples": samples, "seconds": seconds,
+            "peak_mib": peak_mib()}
 
 
 def generate(model, conversations, max_new_tokens: int) -> dict:
@@ -131,34 +153,41 @@ def generate(model, conversations, max_new_tokens: int) -> dict:
     start = time.perf_counter()
     with torch.no_grad():
         out = model.generate(conversations, do_sample=False, max_new_tokens=max_new_tokens)
-    return {"texts": out.text, "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    # new tokens per answer, up to its first end of sequence (pad is eos here), as ours counts them
+    stop = {model.tokenizer.eos_token_id, model.tokenizer.pad_token_id}
+    tokens = [next((i for i, t in enumerate(ids) if t in stop), len(ids)) for ids in out.generated_ids]
+    return {"texts": out.text, "tokens": tokens, "seconds": seconds}
 
 
 def main() -> int:
-    import shutil
-
     spec = json.loads(Path(sys.argv[1]).read_text())
-    model, work, scratch = build(spec)  # work: collated batches (train) or conversations (generate)
+    scratch = Path(tempfile.mkdtemp(prefix="desta-reference-"))
+    try:
+        return serve(spec, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def serve(spec: dict, scratch: Path) -> int:
+    model, work = build(spec, scratch)  # work: collated batches (train) or conversations (generate)
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=0.0, weight_decay=0.01)
     counts = {"trainable": sum(p.numel() for p in trainable), "total": sum(p.numel() for p in model.parameters())}
     print(json.dumps({"ready": True, "items": len(work), "parameters": counts}), flush=True)
-    try:
-        for line in sys.stdin:
-            command = line.strip()
-            if command == "quit":
-                break
-            if command == "epoch" and spec["kind"] == "train":
-                print(json.dumps(epoch(model, work, optimizer)), flush=True)
-            elif command == "generate" and spec["kind"] == "generate":
-                print(json.dumps(generate(model, work, int(spec["max_new_tokens"]))), flush=True)
-            else:
-                print(f"unknown command {command!r} for a {spec['kind']} worker", file=sys.stderr)
-                return 1
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        if command == "epoch" and spec["kind"] == "train":
+            print(json.dumps(epoch(model, work, optimizer)), flush=True)
+        elif command == "generate" and spec["kind"] == "generate":
+            print(json.dumps(generate(model, work, int(spec["max_new_tokens"]))), flush=True)
+        else:
+            print(f"unknown command {command!r} for a {spec['kind']} worker", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -190,6 +190,9 @@ def breakdown(model: LALM, batches: list[dict]) -> dict[str, float]:
     """Seconds of one epoch (after a warm-up epoch) per phase of the step: where training time goes."""
     import time
 
+    if any(p.requires_grad for p in model.llm.parameters()):
+        raise SystemExit("--breakdown splits the backward at the audio vectors, so it needs a frozen LLM (no LoRA)")
+
     import torch.nn.functional as F
 
     from toolkit.models.chat import IGNORE_INDEX
