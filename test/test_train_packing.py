@@ -96,7 +96,23 @@ def test_block_causal_mask_forms():
     assert allowed[0, 0, 3].tolist() == [False, False, True, True, False, False, False]
     additive = block_causal_mask(segments, "eager", torch.bfloat16)
     assert additive.dtype == torch.bfloat16 and torch.equal(additive[0, 0] == 0, allowed[0, 0])
-    assert block_causal_mask(segments, "flash_attention_2", torch.bfloat16) is None  # varlen reads position_ids
+    for implementation in ("flash_attention_2", "flex_attention"):  # they read the rows from position_ids
+        assert block_causal_mask(segments, implementation, torch.bfloat16) is None
+
+
+def test_flex_attention_packed_loss_equals_padded(tiny_model_config, waves):
+    # transformers builds flex attention's block mask from the restarted position ids alone; a row that
+    # saw its neighbours would change the loss.  Forward only: PyTorch runs flex's backward on GPUs.
+    torch.manual_seed(0)
+    m = LALM.from_config(copy.deepcopy(tiny_model_config)).eval()
+    convs = conversations(m)
+    feats = m.encoder.feature_extractor()(waves4(waves))
+    with torch.no_grad():
+        padded = m(conversations=convs, features=feats)["loss"]
+        m.llm._base().set_attn_implementation("flex_attention")
+        assert m.llm.attn_implementation == "flex_attention"
+        packed = m(conversations=convs, features=feats, pack_length=10_000)["loss"]
+    assert torch.allclose(packed, padded, rtol=1e-5, atol=1e-6), (packed, padded)
 
 
 def test_token_budget_batches_fit_and_cover():

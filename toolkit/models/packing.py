@@ -12,7 +12,11 @@ The attention restriction reaches the LLM in the form its attention implementati
 - ``sdpa``: the same block-diagonal causal mask as booleans;
 - ``flash_attention_2`` / ``flash_attention_3`` (GPU): no mask at all; transformers reads the row
   boundaries from the restarted ``position_ids`` and calls the variable-length kernel, which
-  never computes the masked blocks.
+  never computes the masked blocks;
+- ``flex_attention``: no mask either; transformers finds the rows from the restarted
+  ``position_ids`` and builds a block-sparse ``BlockMask``, so whole blocks between rows are
+  skipped.  It needs no extra package (PyTorch + Triton), which makes it the packed path on a GPU
+  without flash-attn.  PyTorch runs its backward on GPUs only: on a CPU it serves forward passes.
 
 Pad positions at the end of a packed sequence form one more block of their own (positions
 restarted too), so no softmax row is empty and no real position attends to them.
@@ -24,7 +28,8 @@ from collections.abc import Sequence
 
 import torch
 
-VARLEN_IMPLEMENTATIONS = frozenset({"flash_attention_2", "flash_attention_3"})
+# Attention implementations that take packed rows from the restarted position ids alone (no mask).
+POSITION_PACKED_IMPLEMENTATIONS = frozenset({"flash_attention_2", "flash_attention_3", "flex_attention"})
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -69,8 +74,8 @@ def packed_positions(segment_lengths: Sequence[Sequence[int]], width: int) -> tu
 
 
 def block_causal_mask(segments: torch.Tensor, implementation: str, dtype: torch.dtype) -> torch.Tensor | None:
-    """The ``attention_mask`` to pass the LLM for packed ``segments`` (None: varlen kernels need none)."""
-    if implementation in VARLEN_IMPLEMENTATIONS:
+    """The ``attention_mask`` to pass the LLM for packed ``segments`` (None: the position-packed kinds need none)."""
+    if implementation in POSITION_PACKED_IMPLEMENTATIONS:
         return None
     width = segments.shape[1]
     causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()

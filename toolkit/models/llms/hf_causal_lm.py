@@ -112,7 +112,9 @@ class HFCausalLM(LanguageModel):
         dtype: weight dtype: ``bfloat16`` (default), ``float32``, ``float16`` or ``auto``.
         frozen: freeze every base weight (LoRA weights, if any, stay trainable).
         lora: ``{r, alpha, dropout, target_modules}`` to add peft LoRA adapters; null for none.
-        attn_implementation: ``sdpa`` (default) or ``eager``; passed to transformers.
+        attn_implementation: ``sdpa`` (default), ``eager``, ``flex_attention`` (block-sparse
+            packed rows; its backward runs on GPUs only) or ``flash_attention_2`` (needs
+            flash-attn); passed to transformers.
         gradient_checkpointing: trade compute for activation memory in the LLM.
         chat_template: a Jinja template overriding the tokenizer's (null keeps the tokenizer's).
     """
