@@ -10,15 +10,23 @@ with random values, so nothing is downloaded): the Whisper-large-v3 encoder (fro
 
 Prints, as one JSON object (``--json`` writes it too):
 
-- ``train``: adapter-training steps (encoder forward, Q-Former forward + backward, LLM forward +
-  backward to the audio vectors, AdamW) on synthetic conversations: samples/s, step s (median,
-  min-max over ``--steps``), model FLOPs per step and MFU against ``--peak-tflops`` (default: the
-  card's dense bf16 peak where known); peak memory;
+- ``train_batch{N}`` for each ``--batch``: adapter-training steps (encoder forward, Q-Former
+  forward + backward, LLM forward + backward to the audio vectors, AdamW) on synthetic
+  conversations whose lengths spread over 0.5x-1.5x the means, padded to the longest row and
+  packed (``--pack-length``; flash-attn's varlen kernel where installed, else flex attention),
+  interleaved by ``bench/harness.py``: samples/s, step s (median, min-max over ``--steps``),
+  padding share, the loss of each (equal up to bf16 rounding), model FLOPs per step on real
+  positions, MFU against ``--peak-tflops`` (default: the card's dense bf16 peak where known),
+  peak memory;
 - ``generate``: greedy decoding of ``--gen-n`` prompts, ``--gen-tokens`` new tokens each, batched
   and one by one (tokens/s, ratio); end of sequence is ignored so every run makes the same number
   of tokens;
 - ``vllm``: vLLM's offline engine on the same LLM shape (``load_format=dummy``: random weights,
-  no files) where vLLM is installed and a GPU is present.
+  no files) where vLLM is installed and a GPU is present, after the model has been freed.
+
+Each part runs on its own: one that fails is recorded as ``{"error": ...}`` and the others still
+run; the JSON is rewritten after each part, so a run stopped by its time limit keeps what it
+measured.
 
 FLOPs are counted from the shapes (matmuls as 2 x multiply-adds; backward = 2 x forward for the
 trained adapter, 1 x forward for the frozen LLM, which only passes gradients back to its inputs;
@@ -30,11 +38,13 @@ from __future__ import annotations
 import toolkit  # noqa: F401  (first: passive OpenMP waiting, set before torch loads)
 
 import argparse
+import gc
+import functools
 import json
-import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -110,16 +120,22 @@ def build(tiny: bool, device: torch.device) -> Any:
     return model
 
 
+def row_lengths(n: int, mean: int, seed: int) -> list[int]:
+    """``n`` lengths spread evenly over 0.5x-1.5x ``mean`` (so batches pad, as real ones do)."""
+    g = torch.Generator().manual_seed(seed)
+    return [max(1, round(mean * (0.5 + float(u)))) for u in torch.rand(n, generator=g)]
+
+
 def conversations(n: int, text_tokens: int, response_tokens: int, vocab: int, seed: int) -> list[Any]:
     """Synthetic tokenized conversations: prompt, one audio slot, transcript-like text, a supervised response."""
     from toolkit.models.chat import IGNORE_INDEX, TokenizedConversation
 
     g = torch.Generator().manual_seed(seed)
     convs = []
-    for _ in range(n):
-        ids = torch.randint(10, vocab - 10, (text_tokens + response_tokens,), generator=g).tolist()
-        labels = [IGNORE_INDEX] * text_tokens + ids[text_tokens:]
-        convs.append(TokenizedConversation(input_ids=ids, labels=labels, audio_slots=[8]))
+    for text, response in zip(row_lengths(n, text_tokens, seed), row_lengths(n, response_tokens, seed + 1)):
+        ids = torch.randint(10, vocab - 10, (text + response,), generator=g).tolist()
+        labels = [IGNORE_INDEX] * text + ids[text:]
+        convs.append(TokenizedConversation(input_ids=ids, labels=labels, audio_slots=[min(8, text)]))
     return convs
 
 
@@ -127,18 +143,28 @@ def parameter_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def step_flops(model: Any, batch: int, frames: int, seq: int) -> float:
-    """Model FLOPs of one adapter-training step (see the module docstring)."""
-    llm_cfg = model.llm._base().config
-    layers, width = int(llm_cfg.num_hidden_layers), int(llm_cfg.hidden_size)
-    llm_matmul = parameter_count(model.llm) - parameter_count(model.llm._base().get_input_embeddings())
-    llm_fwd = 2 * llm_matmul * seq + 2 * 2 * layers * seq * seq * width  # weights + causal QK^T and AV (full square)
-    enc_cfg = model.encoder.encoder.config if hasattr(model.encoder, "encoder") else None
+def step_flops(model: Any, frames: int, rows: list[int], targets: int) -> float:
+    """Model FLOPs of one adapter-training step on real positions only (see the module docstring).
+
+    ``rows``: each row's LLM positions (pads excluded, so padded and packed steps count the same
+    work); ``targets``: supervised positions, the only ones the LM head runs on.
+    """
+    base = model.llm._base()
+    layers, width = int(base.config.num_hidden_layers), int(base.config.hidden_size)
+    embed = parameter_count(base.get_input_embeddings())
+    head = parameter_count(base.get_output_embeddings())
+    if base.get_output_embeddings().weight is base.get_input_embeddings().weight:
+        head = embed  # tied: counted once in the parameters, run once as the head
+    body = parameter_count(model.llm) - embed - (0 if head == embed and embed else head)
+    # weights + causal QK^T and AV (counted as the full square, as the usual MFU formulas do)
+    llm_fwd = 2 * body * sum(rows) + 2 * head * targets + sum(2 * 2 * layers * n * n * width for n in rows)
+    batch = len(rows)
     enc_fwd = 2 * parameter_count(model.encoder) * frames
+    enc_cfg = model.encoder.encoder.config if hasattr(model.encoder, "encoder") else None
     if enc_cfg is not None:
         enc_fwd += 2 * 2 * int(enc_cfg.encoder_layers) * frames * frames * int(enc_cfg.d_model)
     adapter_fwd = 2 * parameter_count(model.adapter) * frames  # cross-attention reads every frame of every tap
-    return float(batch * (enc_fwd + 3 * adapter_fwd + 2 * llm_fwd))
+    return float(batch * (enc_fwd + 3 * adapter_fwd) + 2 * llm_fwd)
 
 
 def sync(device: torch.device) -> None:
@@ -146,63 +172,103 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train(model: Any, device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
-    from toolkit.models.encoders.base import EncoderOutput  # noqa: F401  (the encoder runs inside forward)
+def packed_attention(device: torch.device) -> str:
+    """The attention a packed step uses: varlen flash-attn if installed, flex attention on other GPUs, masks on CPU."""
+    import importlib.util
+
+    if device.type != "cuda":
+        return "sdpa"  # a block-diagonal mask (PyTorch runs flex attention's backward on GPUs only)
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "flex_attention"
+
+
+def padding_share(rows: list[int], pack_length: int | None) -> float:
+    """The share of the LLM's positions that are padding, padded to the longest row or packed."""
+    from toolkit.models.packing import pack_rows
+
+    if pack_length is None:
+        return 1.0 - sum(rows) / (len(rows) * max(rows))
+    bins = pack_rows(rows, pack_length)
+    width = max(sum(rows[i] for i in b) for b in bins)
+    return 1.0 - sum(rows) / (len(bins) * width)
+
+
+def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int) -> dict[str, Any]:
+    """Padded and packed adapter-training steps at one batch size, interleaved by the harness.
+
+    The optimizer runs at learning rate 0: each step does AdamW's full work but leaves the
+    weights as they were, so every call computes the same loss and the variants' losses can be
+    compared (packing must not change it beyond bf16 rounding).
+    """
+    from harness import Variant, compare
 
     fx_frames = int(args.seconds * 100)  # log-mel frames at 100/s; the encoder halves them
-    n_mels = (
-        int(getattr(getattr(model.encoder, "encoder", None), "config", None).num_mel_bins)
-        if hasattr(model.encoder, "encoder")
-        else 80
-    )
+    n_mels = int(model.encoder.encoder.config.num_mel_bins) if hasattr(model.encoder, "encoder") else 80
     features = {
-        "features": torch.randn(args.batch, n_mels, fx_frames, device=device),
-        "feature_lengths": torch.full((args.batch,), fx_frames, dtype=torch.long, device=device),
+        "features": torch.randn(batch, n_mels, fx_frames, device=device),
+        "feature_lengths": torch.full((batch,), fx_frames, dtype=torch.long, device=device),
     }
-    vocab = int(model.llm._base().config.vocab_size)
-    convs = conversations(args.batch, args.text_tokens, args.response_tokens, vocab, seed=0)
+    base = model.llm._base()
+    vocab = int(base.config.vocab_size)
+    convs = conversations(batch, args.text_tokens, args.response_tokens, vocab, seed=0)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, fused=device.type == "cuda")
+    opt = torch.optim.AdamW(params, lr=0.0, fused=device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     model.train()
     model.encoder.eval()
     model.llm.eval()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times, losses = [], []
-    for i in range(args.warmup + args.steps):
-        sync(device)
-        start = time.perf_counter()
+    n_audio = int(getattr(model.adapter, "num_queries", 0))
+    rows = [len(c.input_ids) + n_audio * len(c.audio_slots) for c in convs]
+    targets = sum(sum(1 for t in c.labels[1:] if t >= 0) for c in convs)
+    pack_length = args.pack_length or (sum(rows) if args.tiny else max(max(rows), 4096))
+    padded_attention = model.llm.attn_implementation
+    pack_attention = args.pack_attention or packed_attention(device)
+
+    def step(attention: str, pack: int | None) -> float:
+        base.set_attn_implementation(attention)
         with autocast:
-            out = model(conversations=convs, features=features, pack_length=args.pack_length)
+            out = model(conversations=convs, features=features, pack_length=pack)
         out["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        sync(device)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-            losses.append(float(out["loss"].detach()))
-    n_audio = int(model.adapter.num_queries) if hasattr(model.adapter, "num_queries") else 0
-    seq = args.text_tokens + args.response_tokens + n_audio
-    flops = step_flops(model, args.batch, fx_frames // 2, seq)
-    med = statistics.median(times)
-    peak = args.peak_tflops
-    res = {
-        "batch": args.batch,
+        return float(out["loss"].detach())
+
+    atol = 2e-2 if device.type == "cuda" else 1e-4  # bf16 matmuls of other shapes round otherwise
+    variants = [
+        Variant("padded", lambda: step(padded_attention, None), units=batch),
+        Variant(f"packed ({pack_attention}, {pack_length})", lambda: step(pack_attention, pack_length),
+                units=batch, atol=atol),
+    ]
+    try:
+        result = compare(f"adapter training, batch {batch}", variants, baseline="padded", repeats=args.steps,
+                         warmup=args.warmup, unit="samples")
+    finally:
+        base.set_attn_implementation(padded_attention)
+    flops = step_flops(model, fx_frames // 2, rows, targets)
+    out = {
+        "batch": batch,
         "seconds_per_clip": args.seconds,
-        "llm_tokens_per_sample": seq,
-        "steps": len(times),
-        "step_s_median": med,
-        "step_s_min": min(times),
-        "step_s_max": max(times),
-        "samples_per_s": args.batch / med,
+        "llm_positions_per_sample_mean": sum(rows) / batch,
         "tflops_per_step": flops / 1e12,
-        "achieved_tflops": flops / med / 1e12,
-        "loss_finite": all(map(_finite, losses)),
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+        "loss": [float(v.output) for v in variants],
+        "loss_finite": all(_finite(float(v.output)) for v in variants),
+        "variants": [],
     }
-    res["mfu"] = res["achieved_tflops"] / peak if peak else None
-    return res
+    for v, r, pack in zip(variants, result.rows, (None, pack_length)):
+        achieved = flops / r["median_s"] / 1e12
+        out["variants"].append({
+            "variant": v.name,
+            "samples_per_s": batch / r["median_s"],
+            "step_s_median": r["median_s"],
+            "step_s_min": r["min_s"],
+            "step_s_max": r["max_s"],
+            "ratio_vs_padded": r["ratio"],
+            "loss_diff_vs_padded": r["output_diff"],
+            "padding_share": padding_share(rows, pack),
+            "achieved_tflops": achieved,
+            "mfu": achieved / args.peak_tflops if args.peak_tflops else None,
+            "peak_memory_gib": r["peak_mib"] / 1024 if r["peak_mib"] is not None else None,
+        })
+    return out
 
 
 def _finite(x: float) -> bool:
@@ -248,8 +314,8 @@ def generate(model: Any, device: torch.device, args: argparse.Namespace) -> dict
     }
 
 
-def vllm_decode(args: argparse.Namespace, model: Any) -> dict[str, Any]:
-    """vLLM on the same LLM shape with dummy weights; skipped (with the reason) without vLLM or a GPU."""
+def vllm_decode(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """vLLM on the LLM shape ``config`` with dummy weights; skipped (with the reason) without vLLM or a GPU."""
     try:
         import vllm  # noqa: F401
     except ImportError:
@@ -259,7 +325,6 @@ def vllm_decode(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    config = model.llm._base().config.to_dict()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
         engine = LLM(
@@ -286,18 +351,53 @@ def vllm_decode(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     return {"prompts": args.vllm_n, "new_tokens": args.gen_tokens, "tokens_per_s": tokens / secs}
 
 
+def run_section(report: dict[str, Any], name: str, work: Any, json_path: str | None) -> Any:
+    """Run one part of the report; a failure is recorded (and printed) instead of losing the parts before it.
+
+    The JSON is rewritten after every part, so a run cut short by its time limit keeps what it measured.
+    """
+    start = time.perf_counter()
+    try:
+        report[name] = work()
+    except Exception as exc:  # noqa: BLE001  (any failure of one part must not cost the others)
+        traceback.print_exc()
+        report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    report.setdefault("section_s", {})[name] = round(time.perf_counter() - start, 1)
+    gc.collect()  # a part that failed (out of memory, say) must not keep its tensors from the next one
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    print(f"[gpu.py] {name}: {json.dumps(report[name], default=str)}", flush=True)
+    write_json(json_path, report)
+    return report[name]
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke run)")
-    parser.add_argument("--batch", type=int, default=None, help="clips per training step (default 16; --tiny 2)")
+    parser.add_argument("--batch", type=int_list, default=None,
+                        help="clips per training step, comma-separated for a sweep (default 16,32; --tiny 2)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per clip (default 10; --tiny 1)")
-    parser.add_argument(
-        "--text-tokens", type=int, default=None, help="prompt + transcript tokens (default 160; --tiny 16)"
-    )
-    parser.add_argument("--response-tokens", type=int, default=None, help="supervised tokens (default 64; --tiny 8)")
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps")
+    parser.add_argument("--text-tokens", type=int, default=None,
+                        help="mean prompt + transcript tokens; rows spread over 0.5x-1.5x (default 160; --tiny 16)")
+    parser.add_argument("--response-tokens", type=int, default=None,
+                        help="mean supervised tokens, spread likewise (default 64; --tiny 8)")
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps per variant")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--pack-length", type=int, default=None, help="pack rows (flash-attention varlen on GPU)")
+    parser.add_argument("--pack-length", type=int, default=None,
+                        help="positions per packed sequence (default 4096, at least the longest row; --tiny all rows in one)")
+    parser.add_argument("--pack-attention", default=None,
+                        help="attention of the packed variant (default: flash_attention_2 where flash-attn is "
+                             "installed, else flex_attention on a GPU, sdpa masks on a CPU)")
     parser.add_argument("--gen-n", type=int, default=None, help="prompts decoded (default 16; --tiny 2)")
     parser.add_argument("--gen-tokens", type=int, default=None, help="new tokens per prompt (default 64; --tiny 4)")
     parser.add_argument("--vllm-n", type=int, default=64, help="prompts for vLLM")
@@ -308,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tiny = args.tiny
     for key, full, small in (
-        ("batch", 16, 2),
+        ("batch", [16, 32], [2]),
         ("seconds", 10.0, 1.0),
         ("text_tokens", 160, 16),
         ("response_tokens", 64, 8),
@@ -324,24 +424,37 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(1)
     start = time.perf_counter()
-    model = build(tiny, device)
     report: dict[str, Any] = {
         "device": card,
         "shapes": "tiny" if tiny else "whisper-large-v3 + qformer-6 + llama-3.1-8b",
         "torch": torch.__version__,
         "peak_tflops": args.peak_tflops,
-        "params": {k: v["total"] for k, v in model.parameter_counts().items()},
-        "trainable": model.parameter_counts()["all"]["trainable"],
-        "build_s": time.perf_counter() - start,
     }
-    report["train"] = train(model, device, args)
-    report["generate"] = generate(model, device, args)
-    report["vllm"] = vllm_decode(args, model)
-    report["total_s"] = time.perf_counter() - start
-    print(json.dumps(report, indent=2))
+    built: dict[str, Any] = {}
+
+    def build_model() -> dict[str, Any]:
+        built["model"] = model = build(tiny, device)
+        counts = model.parameter_counts()
+        return {"params": {k: v["total"] for k, v in counts.items()}, "trainable": counts["all"]["trainable"]}
+
+    run_section(report, "build", build_model, args.json)
+    if "model" not in built:
+        return 1
+    model = built.pop("model")
+    for batch in args.batch:
+        run_section(report, f"train_batch{batch}", functools.partial(train, model, device, args, batch), args.json)
+    run_section(report, "generate", functools.partial(generate, model, device, args), args.json)
+    llm_config = model.llm._base().config.to_dict()
+    del model  # vLLM takes the memory it is given; give it the card back (run_section collects)
+    run_section(report, "vllm", functools.partial(vllm_decode, args, llm_config), args.json)
+    report["total_s"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(report, indent=2, default=str))
     write_json(args.json, report)
-    if not report["train"]["loss_finite"]:
-        print("training loss was not finite", file=sys.stderr)
+    sections = ["build", *(f"train_batch{b}" for b in args.batch), "generate", "vllm"]
+    failed = [name for name in sections if "error" in report[name]]
+    failed += [f"{name}: a loss was not finite" for name in sections if report[name].get("loss_finite") is False]
+    if failed:
+        print(f"bench/gpu.py: failed: {'; '.join(failed)} (the report keeps everything else)", file=sys.stderr)
         return 1
     return 0
 
