@@ -38,8 +38,9 @@ from __future__ import annotations
 import toolkit  # noqa: F401  (first: passive OpenMP waiting, set before torch loads)
 
 import argparse
-import gc
+import contextlib
 import functools
+import gc
 import json
 import sys
 import tempfile
@@ -132,7 +133,7 @@ def conversations(n: int, text_tokens: int, response_tokens: int, vocab: int, se
 
     g = torch.Generator().manual_seed(seed)
     convs = []
-    for text, response in zip(row_lengths(n, text_tokens, seed), row_lengths(n, response_tokens, seed + 1)):
+    for text, response in zip(row_lengths(n, text_tokens, seed), row_lengths(n, response_tokens, seed + 3)):
         ids = torch.randint(10, vocab - 10, (text + response,), generator=g).tolist()
         labels = [IGNORE_INDEX] * text + ids[text:]
         convs.append(TokenizedConversation(input_ids=ids, labels=labels, audio_slots=[min(8, text)]))
@@ -232,15 +233,19 @@ def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int
         opt.zero_grad(set_to_none=True)
         return float(out["loss"].detach())
 
-    atol = 2e-2 if device.type == "cuda" else 1e-4  # bf16 matmuls of other shapes round otherwise
+    # bf16 matmuls of other shapes round differently; a tolerance tighter than the leak control's
+    # difference below (measured every run) is what makes "equal" mean "rows stayed apart".
+    atol = args.loss_atol if args.loss_atol is not None else (5e-3 if device.type == "cuda" else 1e-4)
     variants = [
         Variant("padded", lambda: step(padded_attention, None), units=batch),
+        # Judged here, not by the harness, so a mismatch is reported beside its timings instead of losing them.
         Variant(f"packed ({pack_attention}, {pack_length})", lambda: step(pack_attention, pack_length),
-                units=batch, atol=atol),
+                units=batch, expect_equal=False),
     ]
     try:
         result = compare(f"adapter training, batch {batch}", variants, baseline="padded", repeats=args.steps,
                          warmup=args.warmup, unit="samples")
+        leak = leak_control(model, convs, features, autocast, padded_attention, pack_attention, pack_length)
     finally:
         base.set_attn_implementation(padded_attention)
     flops = step_flops(model, fx_frames // 2, rows, targets)
@@ -251,6 +256,11 @@ def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int
         "tflops_per_step": flops / 1e12,
         "loss": [float(v.output) for v in variants],
         "loss_finite": all(_finite(float(v.output)) for v in variants),
+        "loss_atol": atol,
+        "packed_loss_equal": result.rows[1]["output_diff"] <= atol,
+        # What the packed loss would differ by if rows saw each other: it must exceed the tolerance.
+        "leak_control_loss_diff": leak,
+        "leak_control_separated": leak > atol,
         "variants": [],
     }
     for v, r, pack in zip(variants, result.rows, (None, pack_length)):
@@ -269,6 +279,43 @@ def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int
             "peak_memory_gib": r["peak_mib"] / 1024 if r["peak_mib"] is not None else None,
         })
     return out
+
+
+@contextlib.contextmanager
+def rows_not_isolated() -> Any:
+    """Packing with the row boundaries erased (positions run on, one segment): the control that leaks."""
+    from toolkit.models import packing
+
+    real = packing.packed_positions
+
+    def one_row(segment_lengths: Any, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positions, segments = real(segment_lengths, width)
+        return torch.arange(width).expand_as(positions).clone(), torch.zeros_like(segments)
+
+    packing.packed_positions = one_row
+    try:
+        yield
+    finally:
+        packing.packed_positions = real
+
+
+@torch.no_grad()
+def leak_control(model: Any, convs: list[Any], features: dict[str, torch.Tensor], autocast: Any,
+                 padded_attention: str, pack_attention: str, pack_length: int) -> float:
+    """|loss(padded) - loss(packed with rows that see each other)|: how big a real leak would look.
+
+    Random weights make the loss nearly log(vocab) whatever the input, so a loss match alone
+    could hide rows attending across their boundaries; this puts a number on the difference a leak
+    makes at these shapes, next to the tolerance the packed loss is held to.
+    """
+    base = model.llm._base()
+    with autocast:
+        base.set_attn_implementation(padded_attention)
+        padded = float(model(conversations=convs, features=features)["loss"])
+        base.set_attn_implementation(pack_attention)
+        with rows_not_isolated():
+            leaked = float(model(conversations=convs, features=features, pack_length=pack_length)["loss"])
+    return abs(leaked - padded)
 
 
 def _finite(x: float) -> bool:
@@ -398,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack-attention", default=None,
                         help="attention of the packed variant (default: flash_attention_2 where flash-attn is "
                              "installed, else flex_attention on a GPU, sdpa masks on a CPU)")
+    parser.add_argument("--loss-atol", type=float, default=None,
+                        help="how far the packed loss may be from the padded one (default 5e-3 on a GPU, 1e-4 on a CPU)")
     parser.add_argument("--gen-n", type=int, default=None, help="prompts decoded (default 16; --tiny 2)")
     parser.add_argument("--gen-tokens", type=int, default=None, help="new tokens per prompt (default 64; --tiny 4)")
     parser.add_argument("--vllm-n", type=int, default=64, help="prompts for vLLM")
@@ -453,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     sections = ["build", *(f"train_batch{b}" for b in args.batch), "generate", "vllm"]
     failed = [name for name in sections if "error" in report[name]]
     failed += [f"{name}: a loss was not finite" for name in sections if report[name].get("loss_finite") is False]
+    failed += [f"{name}: the packed loss differs from the padded one by more than loss_atol"
+               for name in sections if report[name].get("packed_loss_equal") is False]
+    failed += [f"{name}: a leak between packed rows would not exceed loss_atol (the check cannot tell)"
+               for name in sections if report[name].get("leak_control_separated") is False]
     if failed:
         print(f"bench/gpu.py: failed: {'; '.join(failed)} (the report keeps everything else)", file=sys.stderr)
         return 1
