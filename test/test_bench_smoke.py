@@ -128,4 +128,17 @@ def test_gpu_script_runs_on_cpu_at_tiny_size(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--tiny", "--steps", "1"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    train = report["train_batch2"]
+    assert [v["variant"].split()[0] for v in train["variants"]] == ["padded", "packed"]
+    assert train["packed_loss_equal"] and train["leak_control_separated"], train
+    assert train["variants"][0]["padding_share"] > 0 == train["variants"][1]["padding_share"]
+    assert {"generate", "vllm", "section_s"} <= report.keys()
+
+
+def test_gpu_script_names_an_empty_wheels_folder(tmp_path):
+    import subprocess
+
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--wheels", str(tmp_path), "--tiny"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"--wheels {tmp_path} holds no .whl files" in proc.stderr
