@@ -55,6 +55,13 @@ def test_harness_catches_a_variant_computing_something_else():
         out=io.StringIO(),
     )
     assert result.row("other")["output_diff"] == 1.0
+    assert result.row("close")["within_atol"]
+    # a run that cannot be repeated keeps its timings: the mismatch is flagged, not raised
+    printed = io.StringIO()
+    kept = compare("t", [Variant("ref", lambda: 1.0), Variant("off", lambda: 1.5, atol=0.1)], baseline="ref",
+                   repeats=1, out=printed, raise_on_mismatch=False)
+    assert not kept.row("off")["within_atol"] and kept.row("off")["median_s"] >= 0
+    assert "OVER the allowed 0.1" in printed.getvalue()
     assert difference({"x": [1, 2]}, {"x": [1, 3]}) == float("inf")
     with pytest.raises(ValueError, match="baseline"):
         compare("t", [Variant("a", lambda: 0)], baseline="nope", out=io.StringIO())
