@@ -32,6 +32,27 @@ def test_lengths_and_alone_vs_batched(name, kw, per_frames):
     assert batch_len[1] > batch_len[0]  # tokens grow with duration
 
 
+@pytest.mark.parametrize("name, kw", [
+    ("mlp", {"stack_frames": 4}),
+    ("window_qformer", {"window_size": 17, "queries_per_window": 2, "num_layers": 1, "num_heads": 2}),
+    ("qformer", {"num_layers": 1, "num_queries": 4, "hidden_size": 32, "num_heads": 2}),
+    ("pooled", {}),
+])
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_non_finite_padding_never_reaches_a_clip(name, kw, poison):
+    # Every adapter, the frame-based ones and the fixed-count ones: padded frames are ignored whatever they hold
+    # (a NaN a fused bf16 kernel leaves there must not turn the batch's loss into NaN).
+    adapter = build(name, **kw)
+    short = [torch.randn(1, 23, 32) for _ in range(2)]
+    long = [torch.randn(1, 50, 32) for _ in range(2)]
+    batch = [torch.cat([torch.nn.functional.pad(s, (0, 0, 0, 27), value=poison), lg]) for s, lg in zip(short, long)]
+    with torch.no_grad():
+        alone, n = adapter(short, torch.tensor([23]))
+        batched, _ = adapter(batch, torch.tensor([23, 50]))
+    assert torch.isfinite(batched).all()
+    torch.testing.assert_close(batched[0, : int(n[0])], alone[0, : int(n[0])], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["mlp", "window_qformer"])
 def test_layer_weights_start_uniform_and_train(name):
     adapter = build(name)

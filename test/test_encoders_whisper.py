@@ -199,3 +199,30 @@ def test_real_whisper_tiny_en_taps_on_real_speech():
     # true-length mode: 10 ms mel frames, halved by the stride-2 convolution
     short = WhisperEncoder(str(model_dir)).encode_waveforms([wave])
     assert short.lengths.item() == (len(wave) // 160 + 1) // 2
+
+
+def test_non_finite_padded_frames_inside_the_encoder_never_reach_a_clip(tiny_whisper):
+    # Padded rows are computed too (then dropped); a NaN a fused bf16 kernel leaves in one must not reach
+    # the valid frames through the next layer's attention, whose mask only weights padded keys by ~0.
+    enc = WhisperEncoder(tiny_whisper[0])
+    fe = enc.feature_extractor()
+    short, long = noise(3.0, 1), noise(7.3, 2)
+    alone = enc(**fe([short]))
+    first = enc.encoder.layers[0]
+    real = first.forward
+
+    def poisoned(hidden, *args, **kwargs):
+        out = real(hidden, *args, **kwargs)
+        out = out[0] if isinstance(out, tuple) else out
+        out = out.clone()
+        out[0, 150:] = float("nan")  # the short clip's padded rows
+        return out
+
+    first.forward = poisoned
+    try:
+        batch = enc(**fe([short, long]))
+    finally:
+        first.forward = real
+    for a, b in zip(alone.hidden_states[1:], batch.hidden_states[1:]):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b[0, :150], a[0], rtol=1e-4, atol=1e-5)

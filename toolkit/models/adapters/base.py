@@ -12,6 +12,17 @@ from torch import nn
 from toolkit.registry import Registry
 
 
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, d) with frames at or past ``lengths`` set to zero, whatever they held.
+
+    A fill, not a multiply by the mask: a NaN or inf a kernel left in a padded frame (fused bf16
+    attention kernels have done so) times zero is still NaN, and would then reach the clip's
+    vectors through every sum or attention over the frames.
+    """
+    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+    return x.masked_fill(~valid[:, :, None], 0)
+
+
 class AudioAdapter(nn.Module, metaclass=abc.ABCMeta):
     """Maps an encoder's tapped hidden states to a sequence of LLM-width audio vectors.
 

@@ -14,19 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, zero_padding
 
 
 def fuse_layers(hidden_states: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
     """Softmax(weights)-weighted sum of same-shape (B, T, d) states."""
     probs = weights.softmax(dim=-1)
     return (torch.stack(hidden_states, dim=-1).to(weights.dtype) * probs).sum(dim=-1)
-
-
-def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, T, d) with frames at or past ``lengths`` set to zero."""
-    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
-    return x * valid[:, :, None].to(x.dtype)
 
 
 @ADAPTERS.register("mlp")

@@ -30,8 +30,7 @@ import math
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter
-from toolkit.models.adapters.mlp import zero_padding
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, zero_padding
 
 
 @ADAPTERS.register("pooled")

@@ -15,7 +15,8 @@ each other.  Module names follow BERT's, so the official checkpoint's keys
 (:mod:`toolkit.models.official`).  Weights keep PyTorch's default init (the reference never calls
 BERT's ``post_init``); queries are ``randn``, layer weights zeros, as in the reference.
 
-Cross-attention ignores encoder frames past each clip's length; when every frame is valid (the
+Cross-attention ignores encoder frames past each clip's length (masked as keys and zeroed, so
+even a NaN a kernel left there cannot reach the clip); when every frame is valid (the
 reference-compatible 3000-frame input) no mask is built and the computation is the reference's.
 """
 
@@ -26,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads, zero_padding
 
 
 def key_padding_bias(lengths: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor | None:
@@ -199,7 +200,10 @@ class QFormerAdapter(AudioAdapter):
             raise ValueError(f"adapter qformer: built for {self.num_inputs} tapped layers, got {len(hidden_states)}")
         batch, steps = hidden_states[0].shape[:2]
         dtype = self.layer_weights.dtype
-        bias = key_padding_bias(lengths.to(hidden_states[0].device), steps, dtype)
+        lengths = lengths.to(hidden_states[0].device)
+        bias = key_padding_bias(lengths, steps, dtype)
+        if bias is not None:  # the bias hides padded keys, but a non-finite value there would still spread
+            hidden_states = [zero_padding(states, lengths) for states in hidden_states]
         per_layer = [
             self.qformer(prompt.expand(batch, -1, -1), states.to(dtype), bias)
             for prompt, states in zip(self.layer_prompts, hidden_states)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads
+from toolkit.models.adapters.base import ADAPTERS, AudioAdapter, default_num_heads, zero_padding
 from toolkit.models.adapters.mlp import fuse_layers
 from toolkit.models.adapters.qformer import QFormerEncoder, key_padding_bias
 
@@ -81,6 +81,7 @@ class WindowQFormerAdapter(AudioAdapter):
         x = fuse_layers(hidden_states, self.layer_weights)
         batch, steps, width = x.shape
         lengths = lengths.to(x.device).clamp(max=steps)
+        x = zero_padding(x, lengths)  # a non-finite padded frame must not reach a window's vectors
         num_windows = -(-steps // self.window_size)
         x = nn.functional.pad(x, (0, 0, 0, num_windows * self.window_size - steps))
         windows = x.reshape(batch * num_windows, self.window_size, width)

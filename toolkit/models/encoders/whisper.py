@@ -312,17 +312,22 @@ class WhisperEncoder(AudioEncoder):
         hidden = hidden + enc.embed_positions.weight[:steps]
         hidden = nn.functional.dropout(hidden, p=self.config.dropout, training=self.training)
 
-        mask = None
+        mask = padded = None
         if not all_valid:
             valid = torch.arange(steps, device=hidden.device)[None, :] < ((lengths + 1) // 2)[:, None]
             mask = torch.zeros(valid.shape, dtype=hidden.dtype, device=hidden.device)
             mask = mask.masked_fill(~valid, torch.finfo(hidden.dtype).min)[:, None, None, :]
+            padded = ~valid[:, :, None]
 
         taps = []
         for idx, layer in enumerate(enc.layers):
             hidden = layer(hidden, mask)
             if isinstance(hidden, tuple):  # transformers < 5 returned (hidden_states,)
                 hidden = hidden[0]
+            if padded is not None:
+                # Padded rows are keys of the next layer: the mask weights them by ~0, but 0 x NaN is NaN,
+                # so a non-finite value a kernel left in one would spread to every valid frame.
+                hidden = hidden.masked_fill(padded, 0)
             if idx in self.tapped_layers:
                 taps.append(hidden)
         return taps
