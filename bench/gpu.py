@@ -1,6 +1,7 @@
 """GPU throughput at the paper's shapes with random weights: adapter-training samples/s and MFU, memory, decoding.
 
     bash bench/gpu.sh                      # one GPU, < 8 min, no downloads
+    bash bench/gpu.sh --demo               # the demo config's shapes: fixed batches vs token budget + packing
     python bench/gpu.py --tiny --steps 1   # the tiny shapes on CPU: the CI smoke run
 
 Shapes (``toolkit/presets``; built on the meta device, then materialised on the device and filled
@@ -22,6 +23,11 @@ Prints, as one JSON object (``--json`` writes it too):
 - ``generate``: greedy decoding of ``--gen-n`` prompts, ``--gen-tokens`` new tokens each, batched
   and one by one (tokens/s, ratio); end of sequence is ignored so every run makes the same number
   of tokens;
+- ``demo_epoch`` (``--demo``, in place of the above): the embedded default's shapes (Whisper
+  tiny.en, the small Q-Former, SmolLM2-135M in bf16) over one epoch of ``--clips`` clips of 1-6 s,
+  in ``BucketBatchSampler``'s batches: ``--demo-batch`` rows padded (the unpacked default), a
+  token budget padded, and the token budget packed: samples/s, padding share, the epoch's
+  token-mean loss of each (equal within ``--loss-atol``), and the same leak control;
 - ``vllm``: vLLM's offline engine on the same LLM shape (``load_format=dummy``: random weights,
   no files) where vLLM is installed and a GPU is present, after the model has been freed.
 
@@ -66,12 +72,31 @@ PEAK_TFLOPS = {
 }
 
 
-def build(tiny: bool, device: torch.device) -> Any:
+SHAPES = {
+    "tiny": "tiny",
+    "paper": "whisper-large-v3 + qformer-6 + llama-3.1-8b",
+    "demo": "whisper-tiny.en + qformer-small + smollm2-135m",
+}
+
+
+def build(shapes: str, device: torch.device) -> Any:
+    """The model at ``shapes`` (a key of ``SHAPES``) on ``device``, with random weights."""
     from toolkit.assets import asset_dir
     from toolkit.models.lalm import LALM
     from toolkit.models.loading import skip_weights
 
-    if tiny:
+    if shapes == "demo":
+        # The embedded default's components (toolkit/conf: whisper_tiny_en, qformer_small,
+        # smollm2_135m_instruct), from their presets; sdpa, the GPU's attention for padded rows.
+        parts = {
+            "encoder": {"name": "whisper", "model_path": "openai/whisper-tiny.en", "preset": "whisper-tiny.en",
+                        "tapped_layers": [0, 1, 2, 3]},
+            "adapter": {"name": "qformer", "num_layers": 2, "num_queries": 64, "hidden_size": 384, "num_heads": 6,
+                        "intermediate_size": 1536},
+            "llm": {"name": "hf_causal_lm", "model_path": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "preset": "smollm2-135m-instruct", "dtype": "bfloat16", "attn_implementation": "sdpa"},
+        }
+    elif shapes == "tiny":
         parts = {
             "encoder": {"name": "whisper", "model_path": str(asset_dir("tiny-whisper")), "tapped_layers": [0, 1, 2, 3]},
             "adapter": {"name": "qformer", "num_layers": 1, "num_queries": 8, "num_heads": 4, "intermediate_size": 128},
@@ -117,7 +142,7 @@ def build(tiny: bool, device: torch.device) -> Any:
                 fresh = type(m)(m.config)
                 for name, b in fresh.named_buffers(recurse=False):
                     getattr(m, name).copy_(b)
-    if not tiny:
+    if shapes != "tiny":
         model.encoder.to(torch.bfloat16)
     return model
 
@@ -204,6 +229,11 @@ def best_pack_length(rows: list[int], limit: int) -> int:
     return min(candidates, key=lambda n: (round(padding_share(rows, n), 4), -n))
 
 
+def default_loss_atol(model: Any) -> float:
+    """How far a packed or re-batched loss may move: bf16 rounds differently for other shapes, fp32 barely."""
+    return 5e-3 if model.llm.dtype == torch.bfloat16 else 1e-5
+
+
 def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int) -> dict[str, Any]:
     """Padded and packed adapter-training steps at one batch size, interleaved by the harness.
 
@@ -225,9 +255,9 @@ def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=0.0, fused=device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    model.train()
-    model.encoder.eval()
-    model.llm.eval()
+    # Dropout off (eval mode; autograd still runs): with the Q-Former's dropout on, every call draws
+    # new masks and the padded and packed losses would differ by that noise as well as by rounding.
+    model.eval()
     n_audio = int(getattr(model.adapter, "num_queries", 0))
     rows = [len(c.input_ids) + n_audio * len(c.audio_slots) for c in convs]
     targets = sum(sum(1 for t in c.labels[1:] if t >= 0) for c in convs)
@@ -246,7 +276,7 @@ def train(model: Any, device: torch.device, args: argparse.Namespace, batch: int
 
     # bf16 matmuls of other shapes round differently; a tolerance tighter than the leak control's
     # difference below (measured every run) is what makes "equal" mean "rows stayed apart".
-    atol = args.loss_atol if args.loss_atol is not None else (5e-3 if device.type == "cuda" else 1e-4)
+    atol = args.loss_atol if args.loss_atol is not None else default_loss_atol(model)
     variants = [
         Variant("padded", lambda: step(padded_attention, None), units=batch),
         Variant(f"packed ({pack_attention}, {pack_length})", lambda: step(pack_attention, pack_length),
@@ -327,6 +357,176 @@ def leak_control(model: Any, convs: list[Any], features: dict[str, torch.Tensor]
         with rows_not_isolated():
             leaked = float(model(conversations=convs, features=features, pack_length=pack_length)["loss"])
     return abs(leaked - padded)
+
+
+def demo_clips(n: int, vocab: int, seed: int = 0) -> tuple[list[float], list[Any]]:
+    """``n`` clips of 1-6 s with conversations as the demo's rows are (3-30 word transcripts, 20-60 word answers)."""
+    from toolkit.models.chat import IGNORE_INDEX, TokenizedConversation
+
+    g = torch.Generator().manual_seed(seed)
+    durations = [1.0 + 5.0 * float(u) for u in torch.rand(n, generator=g)]
+    convs = []
+    for _ in range(n):
+        text = 20 + int(torch.randint(4, 40, (1,), generator=g))  # template + prompt + transcript
+        response = int(torch.randint(26, 80, (1,), generator=g))
+        ids = torch.randint(10, vocab - 10, (text + response,), generator=g).tolist()
+        convs.append(TokenizedConversation(input_ids=ids, labels=[IGNORE_INDEX] * text + ids[text:],
+                                           audio_slots=[8]))
+    return durations, convs
+
+
+def first_nonfinite(model: Any, plan: list[Any], autocast: Any, attention: str, packed: bool) -> dict[str, Any]:
+    """Where the first non-finite value of an epoch appears: encoder (valid frames), adapter, loss or gradients.
+
+    A forward and backward per batch, stage by stage, with no optimizer step (a NaN gradient
+    would otherwise stay in the weights even at learning rate 0). Encoder states past a clip's
+    length are counted apart: the adapter must never read them, so they are reported, not fatal.
+    """
+    from toolkit.models.encoders.base import EncoderOutput
+
+    base = model.llm._base()
+    previous = model.llm.attn_implementation
+    base.set_attn_implementation(attention)
+    padded_frames_nonfinite = 0
+    found: dict[str, Any] | None = None
+    try:
+        for k, (conversations_, features, lengths) in enumerate(plan):
+            where = None
+            with autocast:
+                enc = model.encoder(**features)
+                steps = enc.hidden_states[0].shape[1]
+                valid = torch.arange(steps, device=enc.lengths.device)[None, :] < enc.lengths[:, None]
+                padded_ok = True
+                for tap, states in enumerate(enc.hidden_states):
+                    finite = torch.isfinite(states).all(-1)
+                    if not bool(finite[valid].all()):
+                        where = f"encoder tap {tap}, valid frames"
+                        break
+                    padded_ok = padded_ok and bool(finite[~valid].all())
+                padded_frames_nonfinite += int(not padded_ok)
+                if where is None:
+                    vectors, _ = model.encode_audio(encoder_output=enc)
+                    if not bool(torch.isfinite(vectors).all()):
+                        where = "adapter output"
+                if where is None:
+                    out = model(conversations=conversations_, encoder_output=EncoderOutput(enc.hidden_states, enc.lengths),
+                                pack_length=sum(lengths) if packed else None)
+                    if not _finite(float(out["loss"].detach())):
+                        where = "LLM loss"
+            if where is None:
+                out["loss"].backward()
+                bad = [n for n, p in model.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+                model.zero_grad(set_to_none=True)
+                if bad:
+                    where = f"gradients of {len(bad)} tensors, first {bad[0]}"
+            if where is not None:
+                found = {"batch": k, "rows": len(lengths), "feature_frames": features["feature_lengths"].tolist(),
+                         "where": where}
+                break
+    finally:
+        base.set_attn_implementation(previous)
+        model.zero_grad(set_to_none=True)
+    return {"first": found, "batches_with_nonfinite_padded_encoder_frames": padded_frames_nonfinite}
+
+
+def demo_epoch(model: Any, device: torch.device, args: argparse.Namespace, pack_attention: str) -> dict[str, Any]:
+    """One training epoch of the demo's shapes on 1-6 s clips: fixed batches of 4 against a token budget, packed.
+
+    Issue 18's ">= 1.5x over the unpacked default" on the demo config, on a GPU: the same clips in
+    ``BucketBatchSampler``'s batches (the training data module's), padded at ``--demo-batch``
+    rows, padded at the token budget, and packed (one sequence per budget batch) with
+    ``pack_attention``. Every variant runs at learning rate 0 with dropout off, so each
+    returns the token-mean loss of the epoch at the same weights, which must match the baseline's.
+    """
+    from harness import Variant, compare
+    from toolkit.train.data import BucketBatchSampler
+
+    base = model.llm._base()
+    durations, convs = demo_clips(args.clips, int(base.config.vocab_size))
+    n_audio = int(getattr(model.adapter, "num_queries", 0))
+    rows = [len(c.input_ids) + n_audio * len(c.audio_slots) for c in convs]
+    mean_row = sum(rows) / len(rows)
+    budget = args.batch_tokens or int(16 * mean_row)  # bench/train_step.py's default budget
+    n_mels = int(model.encoder.encoder.config.num_mel_bins)
+
+    def batches(batch_size: int, batch_tokens: int | None) -> list[tuple[list[Any], dict[str, torch.Tensor], list[int]]]:
+        sampler = BucketBatchSampler(durations, rows, batch_size, seed=0, bucket_multiplier=100,
+                                     batch_tokens=batch_tokens)
+        out = []
+        for idx in sampler:  # collated beforehand, as data-loader workers would hand them over
+            frames = [2 * round(durations[i] * 50) for i in idx]  # log-mel frames at 100/s
+            features = {"features": torch.randn(len(idx), n_mels, max(frames), device=device),
+                        "feature_lengths": torch.tensor(frames, device=device)}
+            out.append(([convs[i] for i in idx], features, [rows[i] for i in idx]))
+        return out
+
+    fixed, budgeted = batches(args.demo_batch, None), batches(10_000, budget)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=0.0, fused=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.eval()  # dropout off: its masks depend on the batch layout (autograd still runs)
+    padded_attention = model.llm.attn_implementation
+
+    def run(plan: list[Any], attention: str, packed: bool) -> float:
+        base.set_attn_implementation(attention)
+        total, count = 0.0, 0
+        for conversations_, features, lengths in plan:
+            with autocast:
+                out = model(conversations=conversations_, features=features,
+                            pack_length=sum(lengths) if packed else None)
+            out["loss"].backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            total += out["loss"].detach() * int(out["n_targets"])  # no sync per step
+            count += int(out["n_targets"])
+        return float(total) / count
+
+    atol = args.loss_atol if args.loss_atol is not None else default_loss_atol(model)
+    variants = [
+        Variant(f"batch {args.demo_batch}, padded", functools.partial(run, fixed, padded_attention, False),
+                units=len(convs)),
+        Variant("token budget, padded", functools.partial(run, budgeted, padded_attention, False),
+                units=len(convs), atol=atol),
+        Variant(f"token budget + packing ({pack_attention})", functools.partial(run, budgeted, pack_attention, True),
+                units=len(convs), atol=atol),
+    ]
+    # Before timing: a NaN would otherwise surface only as a NaN epoch loss, with no stage named.
+    nonfinite = {"padded": first_nonfinite(model, fixed, autocast, padded_attention, False),
+                 "packed": first_nonfinite(model, budgeted, autocast, pack_attention, True)}
+    try:
+        result = compare(f"demo shapes, one epoch of {len(convs)} clips of 1-6 s", variants,
+                         baseline=variants[0].name, repeats=args.repeats, warmup=args.warmup, unit="samples",
+                         raise_on_mismatch=False)
+        with rows_not_isolated():  # the packed epoch with the row boundaries erased: what a leak would change
+            leak = abs(run(budgeted, pack_attention, True) - float(variants[0].output))
+    finally:
+        base.set_attn_implementation(padded_attention)
+
+    def padding(plan: list[Any], packed: bool) -> float:
+        real = sum(sum(lengths) for _, _, lengths in plan)
+        width = sum(sum(lengths) if packed else len(lengths) * max(lengths) for _, _, lengths in plan)
+        return 1.0 - real / width
+
+    layouts = ((fixed, False), (budgeted, False), (budgeted, True))
+    return {
+        "clips": len(convs),
+        "llm_positions_per_sample_mean": mean_row,
+        "batch_tokens": budget,
+        "steps": {"fixed": len(fixed), "budget": len(budgeted)},
+        "loss_atol": atol,
+        "loss_finite": all(_finite(float(v.output)) for v in variants),
+        "losses_equal": all(r["within_atol"] for r in result.rows[1:]),
+        "leak_control_loss_diff": leak,
+        "leak_control_separated": leak > atol,
+        "nonfinite": nonfinite,
+        "variants": [
+            {"variant": v.name, "samples_per_s": len(convs) / r["median_s"], "epoch_s_median": r["median_s"],
+             "epoch_s_min": r["min_s"], "epoch_s_max": r["max_s"], "ratio": r["ratio"], "loss": float(v.output),
+             "loss_diff": r["output_diff"], "padding_share": padding(plan, packed),
+             "peak_memory_gib": r["peak_mib"] / 1024 if r["peak_mib"] is not None else None}
+            for v, r, (plan, packed) in zip(variants, result.rows, layouts)
+        ],
+    }
 
 
 def _finite(x: float) -> bool:
@@ -439,9 +639,42 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def demo_main(model: Any, device: torch.device, args: argparse.Namespace, report: dict[str, Any],
+              start: float) -> int:
+    """``--demo``: the epoch comparison, packed with the GPU's block-sparse attention (dense masks as a fallback)."""
+    attention = args.pack_attention or packed_attention(device)
+    sections = ["demo_epoch"]
+    result = run_section(report, "demo_epoch", functools.partial(demo_epoch, model, device, args, attention),
+                         args.json)
+    if "error" in result and attention != "sdpa":
+        sections.append("demo_epoch_sdpa")  # the same epochs, packed rows kept apart by a block-diagonal mask
+        run_section(report, "demo_epoch_sdpa", functools.partial(demo_epoch, model, device, args, "sdpa"), args.json)
+    report["total_s"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(report, indent=2, default=str))
+    write_json(args.json, report)
+    failed = [name for name in sections if "error" in report[name]]
+    failed += [f"{name}: a loss was not finite" for name in sections if report[name].get("loss_finite") is False]
+    failed += [f"{name}: a loss differs from the baseline's by more than loss_atol"
+               for name in sections if report[name].get("losses_equal") is False]
+    failed += [f"{name}: a leak between packed rows would not exceed loss_atol (the check cannot tell)"
+               for name in sections if report[name].get("leak_control_separated") is False]
+    if failed:
+        print(f"bench/gpu.py: failed: {'; '.join(failed)} (the report keeps everything else)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke run)")
+    parser.add_argument("--demo", action="store_true",
+                        help="instead: the demo config's shapes (Whisper tiny.en, small Q-Former, SmolLM2-135M), one "
+                             "epoch of 1-6 s clips in fixed batches against a token budget, padded and packed")
+    parser.add_argument("--clips", type=int, default=None, help="--demo: clips per epoch (default 256; --tiny 8)")
+    parser.add_argument("--demo-batch", type=int, default=4, help="--demo: rows per fixed batch (the baseline)")
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="--demo: token budget, rows x longest row (default 16 x the mean row)")
+    parser.add_argument("--repeats", type=int, default=None, help="--demo: timed epochs per variant (default 5; --tiny 1)")
     parser.add_argument("--batch", type=int_list, default=None,
                         help="clips per training step, comma-separated for a sweep (default 16,32; --tiny 2)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per clip (default 10; --tiny 1)")
@@ -458,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="attention of the packed variant (default: flash_attention_2 where flash-attn is "
                              "installed, else flex_attention on a GPU, sdpa masks on a CPU)")
     parser.add_argument("--loss-atol", type=float, default=None,
-                        help="how far the packed loss may be from the padded one (default 5e-3 on a GPU, 1e-4 on a CPU)")
+                        help="how far the packed loss may be from the padded one (default 5e-3 for a bf16 LLM, 1e-5 for fp32)")
     parser.add_argument("--gen-n", type=int, default=None, help="prompts decoded (default 16; --tiny 2)")
     parser.add_argument("--gen-tokens", type=int, default=None, help="new tokens per prompt (default 64; --tiny 4)")
     parser.add_argument("--vllm-n", type=int, default=64, help="prompts for vLLM")
@@ -475,9 +708,12 @@ def main(argv: list[str] | None = None) -> int:
         ("response_tokens", 64, 8),
         ("gen_n", 16, 2),
         ("gen_tokens", 64, 4),
+        ("clips", 256, 8),
+        ("repeats", 5, 1),
     ):
         if getattr(args, key) is None:
             setattr(args, key, small if tiny else full)
+    shapes = "tiny" if tiny else ("demo" if args.demo else "paper")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     card = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     if args.peak_tflops is None and device.type == "cuda":
@@ -487,14 +723,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     report: dict[str, Any] = {
         "device": card,
-        "shapes": "tiny" if tiny else "whisper-large-v3 + qformer-6 + llama-3.1-8b",
+        "shapes": SHAPES[shapes],
         "torch": torch.__version__,
         "peak_tflops": args.peak_tflops,
     }
     built: dict[str, Any] = {}
 
     def build_model() -> dict[str, Any]:
-        built["model"] = model = build(tiny, device)
+        built["model"] = model = build(shapes, device)
         counts = model.parameter_counts()
         return {"params": {k: v["total"] for k, v in counts.items()}, "trainable": counts["all"]["trainable"]}
 
@@ -502,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     if "model" not in built:
         return 1
     model = built.pop("model")
+    if args.demo:
+        return demo_main(model, device, args, report, start)
     for batch in args.batch:
         run_section(report, f"train_batch{batch}", functools.partial(train, model, device, args, batch), args.json)
     run_section(report, "generate", functools.partial(generate, model, device, args), args.json)

@@ -4,7 +4,9 @@
 # vLLM tok/s if installed.
 #   bash bench/gpu.sh [extra bench/gpu.py flags]      e.g. --batch 32 --pack-length 4096
 #   bash bench/gpu.sh --wheels DIR [flags]             first add the wheels in DIR (an offline node; see below)
-#   bash bench/gpu.sh --tiny --steps 1                 the CPU smoke run CI does
+#   bash bench/gpu.sh --demo                           the demo config's shapes: an epoch of 1-6 s clips in fixed
+#                                                      batches of 4 vs a token budget, padded and packed
+#   bash bench/gpu.sh --tiny --steps 1                 the CPU smoke run CI does (--tiny --demo: its epoch part)
 # Writes bench/gpu_result.json (or $GPU_RESULT); paste the printed JSON into bench/RESULTS.md with the date and the card.
 #
 # The run needs torch, transformers, safetensors, numpy, PyYAML, omegaconf and tqdm, not the whole toolkit

@@ -149,3 +149,58 @@ def test_gpu_script_names_an_empty_wheels_folder(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--wheels", str(tmp_path), "--tiny"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and f"--wheels {tmp_path} holds no .whl files" in proc.stderr
+
+
+def test_gpu_demo_epoch_runs_on_cpu_at_tiny_size(tmp_path):
+    # --demo's epoch (fixed batches vs a token budget, padded and packed) through the wrapper, tiny shapes.
+    import os
+    import subprocess
+
+    out = tmp_path / "demo.json"
+    env = {**os.environ, "GPU_RESULT": str(out), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--tiny", "--demo"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    epoch = json.loads(out.read_text())["demo_epoch"]
+    assert [v["variant"] for v in epoch["variants"]] == [
+        "batch 4, padded", "token budget, padded", "token budget + packing (sdpa)"]
+    assert epoch["steps"]["fixed"] > epoch["steps"]["budget"]
+    assert epoch["losses_equal"] and epoch["leak_control_separated"], epoch
+    assert epoch["variants"][2]["padding_share"] == 0 < epoch["variants"][0]["padding_share"]
+    assert epoch["nonfinite"]["padded"] == {"first": None, "batches_with_nonfinite_padded_encoder_frames": 0}
+
+
+def test_gpu_nonfinite_locator_names_the_stage(monkeypatch):
+    # The NaN an H200 run met must be located by the next one: poison one stage at a time.
+    import torch
+
+    import gpu
+
+    model = gpu.build("tiny", torch.device("cpu"))
+    model.eval()
+    durations, convs = gpu.demo_clips(4, int(model.llm._base().config.vocab_size))
+    frames = [2 * round(d * 50) for d in durations]
+    plan = [(convs, {"features": torch.randn(4, 80, max(frames)), "feature_lengths": torch.tensor(frames)},
+             [len(c.input_ids) + 8 for c in convs])]
+    off = __import__("contextlib").nullcontext()
+    assert gpu.first_nonfinite(model, plan, off, "sdpa", False)["first"] is None
+
+    real = type(model.encoder).forward
+
+    def padded_nan(self, features, feature_lengths):
+        out = real(self, features, feature_lengths)
+        for h in out.hidden_states:
+            h[int(out.lengths.argmin()), int(out.lengths.min()):] = float("nan")
+        return out
+
+    monkeypatch.setattr(type(model.encoder), "forward", padded_nan)
+    report = gpu.first_nonfinite(model, plan, off, "sdpa", False)
+    assert report == {"first": None, "batches_with_nonfinite_padded_encoder_frames": 1}  # the adapter never reads them
+
+    def valid_nan(self, features, feature_lengths):
+        out = real(self, features, feature_lengths)
+        out.hidden_states[2][0, 0] = float("nan")
+        return out
+
+    monkeypatch.setattr(type(model.encoder), "forward", valid_nan)
+    assert gpu.first_nonfinite(model, plan, off, "sdpa", False)["first"]["where"] == "encoder tap 2, valid frames"
