@@ -129,13 +129,17 @@ def build(shapes: str, device: torch.device) -> Any:
     model = model.to_empty(device=device)
     torch.manual_seed(0)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() >= 2:
                 p.normal_(0.0, 0.02)
-            elif "norm" in name and name.endswith("weight"):
-                p.fill_(1.0)
             else:
                 p.zero_()
+        # Norm scales to 1, found by class: a name test missed the Q-Former's BERT-style "LayerNorm"
+        # and its output projection's norm, which left every audio vector exactly 0.
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith("RMSNorm"):
+                if getattr(m, "weight", None) is not None:
+                    m.weight.fill_(1.0)
         # Buffers computed at construction (rotary frequencies) were left on meta: rebuild those modules' buffers.
         for m in model.modules():
             if hasattr(m, "inv_freq") and hasattr(m, "config"):
@@ -379,21 +383,32 @@ def first_nonfinite(model: Any, plan: list[Any], autocast: Any, attention: str, 
     """Where the first non-finite value of an epoch appears: encoder (valid frames), adapter, loss or gradients.
 
     A forward and backward per batch, stage by stage, with no optimizer step (a NaN gradient
-    would otherwise stay in the weights even at learning rate 0). Encoder states past a clip's
-    length are counted apart: the adapter must never read them, so they are reported, not fatal.
+    would otherwise stay in the weights even at learning rate 0). Non-finite values that stay in
+    padded rows are counted, not fatal: inside the encoder (each layer's output, seen by a hook
+    before the encoder zeroes those rows) and in its output states past a clip's length.
     """
     from toolkit.models.encoders.base import EncoderOutput
 
     base = model.llm._base()
     previous = model.llm.attn_implementation
     base.set_attn_implementation(attention)
-    padded_frames_nonfinite = 0
+    padded_frames_nonfinite = layer_nonfinite = 0
+    seen = {"layer": False}
+
+    def watch(_module: Any, _args: Any, output: Any) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        seen["layer"] = seen["layer"] or not bool(torch.isfinite(hidden).all())
+
+    layers = getattr(getattr(model.encoder, "encoder", None), "layers", [])
+    hooks = [layer.register_forward_hook(watch) for layer in layers]
     found: dict[str, Any] | None = None
     try:
         for k, (conversations_, features, lengths) in enumerate(plan):
             where = None
+            seen["layer"] = False
             with autocast:
                 enc = model.encoder(**features)
+                layer_nonfinite += int(seen["layer"])
                 steps = enc.hidden_states[0].shape[1]
                 valid = torch.arange(steps, device=enc.lengths.device)[None, :] < enc.lengths[:, None]
                 padded_ok = True
@@ -424,9 +439,12 @@ def first_nonfinite(model: Any, plan: list[Any], autocast: Any, attention: str, 
                          "where": where}
                 break
     finally:
+        for hook in hooks:
+            hook.remove()
         base.set_attn_implementation(previous)
         model.zero_grad(set_to_none=True)
-    return {"first": found, "batches_with_nonfinite_padded_encoder_frames": padded_frames_nonfinite}
+    return {"first": found, "batches_with_nonfinite_encoder_layer_output": layer_nonfinite,
+            "batches_with_nonfinite_padded_encoder_frames": padded_frames_nonfinite}
 
 
 def demo_epoch(model: Any, device: torch.device, args: argparse.Namespace, pack_attention: str) -> dict[str, Any]:
@@ -449,14 +467,21 @@ def demo_epoch(model: Any, device: torch.device, args: argparse.Namespace, pack_
     budget = args.batch_tokens or int(16 * mean_row)  # bench/train_step.py's default budget
     n_mels = int(model.encoder.encoder.config.num_mel_bins)
 
+    # One log-mel matrix per clip (frames at 100/s), whatever batch it lands in: every layout sees the same input.
+    g = torch.Generator().manual_seed(1)
+    clip_frames = [2 * round(d * 50) for d in durations]
+    mels = [torch.randn(n_mels, n, generator=g) for n in clip_frames]
+
     def batches(batch_size: int, batch_tokens: int | None) -> list[tuple[list[Any], dict[str, torch.Tensor], list[int]]]:
         sampler = BucketBatchSampler(durations, rows, batch_size, seed=0, bucket_multiplier=100,
                                      batch_tokens=batch_tokens)
         out = []
         for idx in sampler:  # collated beforehand, as data-loader workers would hand them over
-            frames = [2 * round(durations[i] * 50) for i in idx]  # log-mel frames at 100/s
-            features = {"features": torch.randn(len(idx), n_mels, max(frames), device=device),
-                        "feature_lengths": torch.tensor(frames, device=device)}
+            frames = [clip_frames[i] for i in idx]
+            padded = torch.zeros(len(idx), n_mels, max(frames))
+            for j, i in enumerate(idx):
+                padded[j, :, : frames[j]] = mels[i]
+            features = {"features": padded.to(device), "feature_lengths": torch.tensor(frames, device=device)}
             out.append(([convs[i] for i in idx], features, [rows[i] for i in idx]))
         return out
 
@@ -467,9 +492,11 @@ def demo_epoch(model: Any, device: torch.device, args: argparse.Namespace, pack_
     model.eval()  # dropout off: its masks depend on the batch layout (autograd still runs)
     padded_attention = model.llm.attn_implementation
 
+    start = [p.detach().clone() for p in params]
+
     def run(plan: list[Any], attention: str, packed: bool) -> float:
         base.set_attn_implementation(attention)
-        total, count = 0.0, 0
+        total = count = 0
         for conversations_, features, lengths in plan:
             with autocast:
                 out = model(conversations=conversations_, features=features,
@@ -477,9 +504,17 @@ def demo_epoch(model: Any, device: torch.device, args: argparse.Namespace, pack_
             out["loss"].backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            total += out["loss"].detach() * int(out["n_targets"])  # no sync per step
-            count += int(out["n_targets"])
-        return float(total) / count
+            total = total + out["loss"].detach() * out["n_targets"]  # tensors: no host sync per step
+            count = count + out["n_targets"]
+        loss = float(total) / int(count)
+        if not _finite(loss):
+            # A non-finite gradient stays in the weights even at lr 0 (0 x NaN): put them back, so one
+            # variant's NaN cannot become every later variant's.
+            with torch.no_grad():
+                for p, p0 in zip(params, start):
+                    p.copy_(p0)
+            opt.state.clear()
+        return loss
 
     atol = args.loss_atol if args.loss_atol is not None else default_loss_atol(model)
     variants = [

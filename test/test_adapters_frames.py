@@ -48,9 +48,12 @@ def test_non_finite_padding_never_reaches_a_clip(name, kw, poison):
     batch = [torch.cat([torch.nn.functional.pad(s, (0, 0, 0, 27), value=poison), lg]) for s, lg in zip(short, long)]
     with torch.no_grad():
         alone, n = adapter(short, torch.tensor([23]))
-        batched, _ = adapter(batch, torch.tensor([23, 50]))
+    batched, _ = adapter(batch, torch.tensor([23, 50]))
     assert torch.isfinite(batched).all()
     torch.testing.assert_close(batched[0, : int(n[0])], alone[0, : int(n[0])], rtol=1e-5, atol=1e-5)
+    batched.sum().backward()  # nor its gradients (a fusion's backward multiplies by every frame)
+    grads = [p.grad for p in adapter.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize("name", ["mlp", "window_qformer"])

@@ -167,11 +167,14 @@ def test_gpu_demo_epoch_runs_on_cpu_at_tiny_size(tmp_path):
     assert epoch["steps"]["fixed"] > epoch["steps"]["budget"]
     assert epoch["losses_equal"] and epoch["leak_control_separated"], epoch
     assert epoch["variants"][2]["padding_share"] == 0 < epoch["variants"][0]["padding_share"]
-    assert epoch["nonfinite"]["padded"] == {"first": None, "batches_with_nonfinite_padded_encoder_frames": 0}
+    assert epoch["nonfinite"]["padded"] == {"first": None, "batches_with_nonfinite_encoder_layer_output": 0,
+                                            "batches_with_nonfinite_padded_encoder_frames": 0}
 
 
 def test_gpu_nonfinite_locator_names_the_stage(monkeypatch):
     # The NaN an H200 run met must be located by the next one: poison one stage at a time.
+    import contextlib
+
     import torch
 
     import gpu
@@ -182,20 +185,30 @@ def test_gpu_nonfinite_locator_names_the_stage(monkeypatch):
     frames = [2 * round(d * 50) for d in durations]
     plan = [(convs, {"features": torch.randn(4, 80, max(frames)), "feature_lengths": torch.tensor(frames)},
              [len(c.input_ids) + 8 for c in convs])]
-    off = __import__("contextlib").nullcontext()
-    assert gpu.first_nonfinite(model, plan, off, "sdpa", False)["first"] is None
 
-    real = type(model.encoder).forward
+    def locate():
+        return gpu.first_nonfinite(model, plan, contextlib.nullcontext(), "sdpa", False)
 
-    def padded_nan(self, features, feature_lengths):
-        out = real(self, features, feature_lengths)
-        for h in out.hidden_states:
-            h[int(out.lengths.argmin()), int(out.lengths.min()):] = float("nan")
+    clean = {"first": None, "batches_with_nonfinite_encoder_layer_output": 0,
+             "batches_with_nonfinite_padded_encoder_frames": 0}
+    assert locate() == clean
+
+    # NaN in the padded rows inside the encoder: seen by the layer hook, kept from the clip's frames.
+    first_layer = model.encoder.encoder.layers[0]
+    real_layer = first_layer.forward
+    short = int(torch.tensor(frames).argmin())
+
+    def padded_rows_nan(hidden, *args, **kwargs):
+        out = real_layer(hidden, *args, **kwargs)
+        out = (out[0] if isinstance(out, tuple) else out).clone()
+        out[short, (min(frames) + 1) // 2:] = float("nan")
         return out
 
-    monkeypatch.setattr(type(model.encoder), "forward", padded_nan)
-    report = gpu.first_nonfinite(model, plan, off, "sdpa", False)
-    assert report == {"first": None, "batches_with_nonfinite_padded_encoder_frames": 1}  # the adapter never reads them
+    monkeypatch.setattr(first_layer, "forward", padded_rows_nan)
+    assert locate() == {**clean, "batches_with_nonfinite_encoder_layer_output": 1}
+    monkeypatch.undo()
+
+    real = type(model.encoder).forward
 
     def valid_nan(self, features, feature_lengths):
         out = real(self, features, feature_lengths)
@@ -203,4 +216,15 @@ def test_gpu_nonfinite_locator_names_the_stage(monkeypatch):
         return out
 
     monkeypatch.setattr(type(model.encoder), "forward", valid_nan)
-    assert gpu.first_nonfinite(model, plan, off, "sdpa", False)["first"]["where"] == "encoder tap 2, valid frames"
+    assert locate()["first"]["where"] == "encoder tap 2, valid frames"
+    monkeypatch.undo()
+
+    real_adapter = type(model.adapter).forward
+
+    def nan_gradient(self, hidden_states, lengths):
+        vectors, n = real_adapter(self, hidden_states, lengths)
+        vectors.register_hook(lambda grad: grad * float("nan"))  # finite forward, NaN backward
+        return vectors, n
+
+    monkeypatch.setattr(type(model.adapter), "forward", nan_gradient)
+    assert locate()["first"]["where"].startswith("gradients of ")

@@ -53,7 +53,8 @@ class MLPAdapter(AudioAdapter):
         return -(-int(num_frames) // self.stack_frames)
 
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = zero_padding(fuse_layers(hidden_states, self.layer_weights), lengths)
+        # Each state before the fusion: its backward multiplies the layer weights' gradient by every frame.
+        x = fuse_layers([zero_padding(h, lengths) for h in hidden_states], self.layer_weights)
         batch, steps, width = x.shape
         groups = -(-steps // self.stack_frames)
         x = nn.functional.pad(x, (0, 0, 0, groups * self.stack_frames - steps))

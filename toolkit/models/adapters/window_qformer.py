@@ -78,10 +78,12 @@ class WindowQFormerAdapter(AudioAdapter):
         return -(-int(num_frames) // self.window_size) * self.queries_per_window
 
     def forward(self, hidden_states: list[torch.Tensor], lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = fuse_layers(hidden_states, self.layer_weights)
-        batch, steps, width = x.shape
-        lengths = lengths.to(x.device).clamp(max=steps)
-        x = zero_padding(x, lengths)  # a non-finite padded frame must not reach a window's vectors
+        steps = hidden_states[0].shape[1]
+        lengths = lengths.to(hidden_states[0].device).clamp(max=steps)
+        # Each state before the fusion (whose backward multiplies by every frame): a non-finite padded
+        # frame must reach neither a window's vectors nor the layer weights' gradient.
+        x = fuse_layers([zero_padding(h, lengths) for h in hidden_states], self.layer_weights)
+        batch, _, width = x.shape
         num_windows = -(-steps // self.window_size)
         x = nn.functional.pad(x, (0, 0, 0, num_windows * self.window_size - steps))
         windows = x.reshape(batch * num_windows, self.window_size, width)
