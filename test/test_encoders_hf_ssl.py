@@ -117,3 +117,31 @@ def test_meta_build_from_preset(name, preset, width, taps):
         enc = ENCODERS.build({"name": name, "preset": preset})
     assert enc.output_size == width and enc.tapped_layers == taps
     assert all(p.device.type == "meta" for p in enc.parameters())
+
+
+def test_non_finite_padded_rows_inside_the_encoder_never_reach_a_clip(tiny_ssl):
+    # As for Whisper: a NaN a fused kernel leaves in a padded row must not reach the valid frames through the
+    # next layer's attention (its mask weights padded keys by ~0, and 0 x NaN is NaN).
+    kind, path, _ = tiny_ssl
+    enc = ENCODERS.build({"name": kind, "model_path": path, "tapped_layers": [1, 3]})
+    fe = enc.feature_extractor()
+    short, long = noise(8000, 1), noise(19000, 2)
+    alone = enc(**fe([short]))
+    n = int(alone.lengths[0])
+    first = enc.model.encoder.layers[0]
+    real = first.forward
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        hidden = (out[0] if isinstance(out, tuple) else out).clone()
+        hidden[0, n:] = float("nan")
+        return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
+
+    first.forward = poisoned
+    try:
+        batch = enc(**fe([short, long]))
+    finally:
+        first.forward = real
+    for a, b in zip(alone.hidden_states, batch.hidden_states):
+        assert torch.isfinite(b).all()
+        torch.testing.assert_close(b[0, :n], a[0], rtol=1e-4, atol=1e-5)

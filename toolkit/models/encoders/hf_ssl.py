@@ -179,11 +179,20 @@ class HFSSLEncoder(AudioEncoder):
 
         taps: list[torch.Tensor] = []
         tapped = set(self.tapped_layers)
+        padded = None if bool(valid.all()) else ~valid[:, :, None]
 
         def keep(index: int):
-            def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor | tuple) -> None:
+            def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor | tuple) -> torch.Tensor | tuple | None:
+                hidden = output[0] if isinstance(output, tuple) else output
+                if padded is not None:
+                    # Padded rows are keys of the next layer: the mask weights them by ~0, but 0 x NaN is NaN,
+                    # so a non-finite value a kernel left in one would spread to every valid frame.
+                    hidden = hidden.masked_fill(padded, 0)
                 if index in tapped:
-                    taps.append(output[0] if isinstance(output, tuple) else output)
+                    taps.append(hidden)
+                if padded is None:
+                    return None
+                return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
             return hook
 
