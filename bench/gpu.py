@@ -684,15 +684,22 @@ def demo_main(model: Any, device: torch.device, args: argparse.Namespace, report
     if "error" in result and attention != "sdpa":
         sections.append("demo_epoch_sdpa")  # the same epochs, packed rows kept apart by a block-diagonal mask
         run_section(report, "demo_epoch_sdpa", functools.partial(demo_epoch, model, device, args, "sdpa"), args.json)
+    return finish(report, sections, start, args.json)
+
+
+def finish(report: dict[str, Any], sections: list[str], start: float, json_path: str | None) -> int:
+    """Print and write the report; exit 1 naming every section that failed or whose loss checks did not hold."""
     report["total_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(report, indent=2, default=str))
-    write_json(args.json, report)
+    write_json(json_path, report)
+    checks = (
+        ("loss_finite", "a loss was not finite"),
+        ("packed_loss_equal", "the packed loss differs from the padded one by more than loss_atol"),
+        ("losses_equal", "a loss differs from the baseline's by more than loss_atol"),
+        ("leak_control_separated", "a leak between packed rows would not exceed loss_atol (the check cannot tell)"),
+    )
     failed = [name for name in sections if "error" in report[name]]
-    failed += [f"{name}: a loss was not finite" for name in sections if report[name].get("loss_finite") is False]
-    failed += [f"{name}: a loss differs from the baseline's by more than loss_atol"
-               for name in sections if report[name].get("losses_equal") is False]
-    failed += [f"{name}: a leak between packed rows would not exceed loss_atol (the check cannot tell)"
-               for name in sections if report[name].get("leak_control_separated") is False]
+    failed += [f"{name}: {why}" for key, why in checks for name in sections if report[name].get(key) is False]
     if failed:
         print(f"bench/gpu.py: failed: {'; '.join(failed)} (the report keeps everything else)", file=sys.stderr)
         return 1
@@ -781,20 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     llm_config = model.llm._base().config.to_dict()
     del model  # vLLM takes the memory it is given; give it the card back (run_section collects)
     run_section(report, "vllm", functools.partial(vllm_decode, args, llm_config), args.json)
-    report["total_s"] = round(time.perf_counter() - start, 1)
-    print(json.dumps(report, indent=2, default=str))
-    write_json(args.json, report)
-    sections = ["build", *(f"train_batch{b}" for b in args.batch), "generate", "vllm"]
-    failed = [name for name in sections if "error" in report[name]]
-    failed += [f"{name}: a loss was not finite" for name in sections if report[name].get("loss_finite") is False]
-    failed += [f"{name}: the packed loss differs from the padded one by more than loss_atol"
-               for name in sections if report[name].get("packed_loss_equal") is False]
-    failed += [f"{name}: a leak between packed rows would not exceed loss_atol (the check cannot tell)"
-               for name in sections if report[name].get("leak_control_separated") is False]
-    if failed:
-        print(f"bench/gpu.py: failed: {'; '.join(failed)} (the report keeps everything else)", file=sys.stderr)
-        return 1
-    return 0
+    return finish(report, ["build", *(f"train_batch{b}" for b in args.batch), "generate", "vllm"], start, args.json)
 
 
 if __name__ == "__main__":
